@@ -1,0 +1,153 @@
+"""Flag activities: presence check, snapshot, one ramp step, exact restore with read-back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.flags.backend import (
+    FlagBackend,
+    FlagBackendError,
+    FlagConfigError,
+    FlagNotFound,
+    digest,
+)
+from activities.flags.flagd_file import FlagdFileBackend
+from warden.models.flags import (
+    FlagChangeInput,
+    FlagChangeResult,
+    FlagPresence,
+    FlagsInput,
+    FlagSnapshot,
+    FlagState,
+    RestoreInput,
+    RestoreReport,
+)
+from warden.settings import Settings
+
+
+def build_backend(settings: Settings) -> FlagBackend:
+    if settings.flag_backend == "unleash":
+        from activities.flags.unleash import UnleashBackend
+
+        return UnleashBackend.from_settings(settings)
+    return FlagdFileBackend(settings.flags_path)
+
+
+def _config_error(exc: FlagConfigError) -> ApplicationError:
+    kind = "FlagNotFound" if isinstance(exc, FlagNotFound) else "BackendConfigError"
+    return ApplicationError(str(exc), type=kind, non_retryable=True)
+
+
+class FlagActivities:
+    def __init__(self, backend: FlagBackend) -> None:
+        self.backend = backend
+
+    @activity.defn(name="check_flags")
+    async def check_flags(self, input: FlagsInput) -> list[FlagPresence]:
+        presence = []
+        for env in input.environments:
+            states = await self._read(env, input.flags)
+            presence.append(
+                FlagPresence(
+                    environment=env,
+                    present=[s.flag for s in states if s.exists],
+                    missing=[s.flag for s in states if not s.exists],
+                )
+            )
+        return presence
+
+    @activity.defn(name="snapshot_flags")
+    async def snapshot_flags(self, input: FlagsInput) -> list[FlagSnapshot]:
+        """Capture, then read back: the rollback plan is ready only if both reads agree."""
+        snapshots = []
+        for env in input.environments:
+            first = await self._read(env, input.flags)
+            second = await self._read(env, input.flags)
+            if digest(first) != digest(second):
+                raise ApplicationError(
+                    f"flags in {env} changed while the snapshot was taken; retrying", type="SnapshotUnstable"
+                )
+            snapshots.append(
+                FlagSnapshot(
+                    backend=self.backend.name,
+                    environment=env,
+                    taken_at=datetime.now(UTC),
+                    flags=first,
+                    digest=digest(first),
+                )
+            )
+        return snapshots
+
+    @activity.defn(name="read_flags")
+    async def read_flags(self, input: FlagsInput) -> list[FlagState]:
+        states: list[FlagState] = []
+        for env in input.environments:
+            if input.flags:
+                states += await self._read(env, input.flags)
+            else:
+                try:
+                    states += await self.backend.list_flags(env)
+                except FlagConfigError as exc:
+                    raise _config_error(exc) from None
+        return states
+
+    @activity.defn(name="apply_flag_change")
+    async def apply_flag_change(self, input: FlagChangeInput) -> FlagChangeResult:
+        change = input.change
+        try:
+            result = await self.backend.set_percent(change.environment, change.flag, change.percent)
+        except FlagConfigError as exc:
+            raise _config_error(exc) from None
+        except FlagBackendError as exc:
+            raise ApplicationError(str(exc), type="FlagBackendError") from exc
+        activity.logger.info(
+            "flag %s in %s set to %d%% (%s) for %s",
+            change.flag,
+            change.environment,
+            change.percent,
+            "changed" if result.changed else "already there",
+            input.release_id,
+        )
+        return result
+
+    @activity.defn(name="restore_flags")
+    async def restore_flags(self, input: RestoreInput) -> RestoreReport:
+        """Write the snapshot back, then read every flag again; `verified` only if all match."""
+        restored: list[FlagState] = []
+        mismatches: list[str] = []
+        for snapshot in input.snapshots:
+            if snapshot.environment not in input.environments:
+                continue
+            wanted = [s for s in snapshot.flags if s.flag in input.flags]
+            if not wanted:
+                continue
+            try:
+                await self.backend.restore(snapshot.environment, wanted)
+                after = await self._read(snapshot.environment, [s.flag for s in wanted])
+            except FlagBackendError as exc:
+                raise ApplicationError(str(exc), type="FlagBackendError") from exc
+            by_flag = {s.flag: s for s in after}
+            for state in wanted:
+                now = by_flag.get(state.flag)
+                if now is None or now.exists != state.exists or now.definition != state.definition:
+                    mismatches.append(f"{state.flag} in {snapshot.environment}")
+                else:
+                    restored.append(now)
+        return RestoreReport(
+            verified=not mismatches,
+            restored=restored,
+            mismatches=mismatches,
+            attempts=activity.info().attempt,
+            reason=input.reason,
+        )
+
+    async def _read(self, env: str, flags: list[str]) -> list[FlagState]:
+        try:
+            return await self.backend.read(env, flags)
+        except FlagConfigError as exc:
+            raise _config_error(exc) from None
+        except FlagBackendError as exc:
+            raise ApplicationError(str(exc), type="FlagBackendError") from exc

@@ -1,0 +1,227 @@
+"""The release plan: one YAML file, validated here, the single source of its JSON Schema and docs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from warden.models.common import Duration, StrictModel
+from warden.models.contract import ContractSpec
+from warden.models.flags import FLAG_KEY_PATTERN, FlagRamp
+from warden.models.metrics import MetricCheck
+from warden.models.signoff import SignoffSpec
+from warden.models.smoke import SmokeCheck
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9\-]{0,62}$"
+VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.\-_+]{0,63}$"
+DEFAULT_STAGE_ORDER = ("dev", "staging", "pilot", "production")
+
+
+class Contact(StrictModel):
+    name: str = Field(min_length=1, max_length=200)
+    role: str = Field(default="", max_length=200)
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
+    phone: str | None = Field(default=None, max_length=50)
+    im: str | None = Field(default=None, max_length=200, description="IM handle or group.")
+    emergency: bool = False
+
+
+class RollbackSpec(StrictModel):
+    scope: Literal["release", "stage"] = Field(
+        default="release",
+        description="'release': restore every flag the release changed, in every environment; 'stage': only the failing stage's environment.",
+    )
+
+
+class Stage(StrictModel):
+    """One environment the release walks through, with the gates that must hold there."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    environment: str | None = Field(
+        default=None, pattern=NAME_PATTERN, description="Flag environment; defaults to the stage name."
+    )
+    base_url: str = Field(description="http(s) URL of the service in this stage.")
+    smoke: list[SmokeCheck] = Field(default_factory=list)
+    contract: ContractSpec | None = None
+    checks: list[MetricCheck] = Field(default_factory=list)
+    flags: list[FlagRamp] = Field(default_factory=list)
+    signoff: SignoffSpec | None = None
+    bake: Duration = Field(default=timedelta(0), description="Guarded soak after the flag steps.")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        try:
+            _ = parsed.port
+        except ValueError as exc:
+            raise ValueError(f"{value!r} has an invalid port") from exc
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Stage:
+        if not (self.smoke or self.contract or self.checks or self.flags or self.signoff):
+            raise ValueError(
+                f"stage {self.name!r} is empty: give it smoke checks, a contract, checks, flags or a signoff"
+            )
+        names = [c.name for c in self.checks]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"check name(s) used twice: {', '.join(dupes)}")
+        flags = [f.flag for f in self.flags]
+        dupes = sorted({f for f in flags if flags.count(f) > 1})
+        if dupes:
+            raise ValueError(f"flag(s) ramped twice in one stage: {', '.join(dupes)}")
+        return self
+
+    @property
+    def env(self) -> str:
+        return self.environment or self.name
+
+    def guard_checks(self) -> list[MetricCheck]:
+        return [c for c in self.checks if "guard" in c.phases]
+
+    def pre_checks(self) -> list[MetricCheck]:
+        return [c for c in self.checks if "pre" in c.phases]
+
+
+class ReleasePlan(StrictModel):
+    """A release: which service and version, who owns it, and the stages it must pass."""
+
+    service: str = Field(pattern=NAME_PATTERN, description="Service name: lowercase letters, digits, '-'.")
+    version: str = Field(pattern=VERSION_PATTERN)
+    owner: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=5000)
+    flags: list[str] = Field(
+        default_factory=list,
+        description="Every flag the release touches; each must exist in the flag backend before it starts.",
+    )
+    contacts: list[Contact] = Field(default_factory=list)
+    im_channels: list[str] = Field(default_factory=list, description="IM channels in scope, for release notes.")
+    rollback: RollbackSpec = Field(default_factory=RollbackSpec)
+    stages: list[Stage] = Field(min_length=1)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, value: object) -> object:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int):
+            return str(value)
+        if isinstance(value, float):
+            raise ValueError(f"quote the version (version: \"{value}\"); YAML reads {value} as a number")
+        return value
+
+    @field_validator("flags")
+    @classmethod
+    def _flag_keys(cls, value: list[str]) -> list[str]:
+        import re
+
+        for key in value:
+            if not re.match(FLAG_KEY_PATTERN, key):
+                raise ValueError(f"{key!r} is not a flag key")
+        if len(set(value)) != len(value):
+            raise ValueError("a flag is listed twice")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ReleasePlan:
+        names = [s.name for s in self.stages]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate stage name(s): {', '.join(dupes)}")
+        declared = set(self.flags)
+        for stage in self.stages:
+            undeclared = [r.flag for r in stage.flags if r.flag not in declared]
+            if undeclared:
+                raise ValueError(
+                    f"stage {stage.name!r} ramps {', '.join(undeclared)} which the plan's top-level 'flags' does not list"
+                )
+        return self
+
+    @property
+    def release_id(self) -> str:
+        return release_id(self.service, self.version)
+
+    def stage(self, name: str) -> Stage | None:
+        return next((s for s in self.stages if s.name == name), None)
+
+    def environments(self) -> list[str]:
+        seen: list[str] = []
+        for stage in self.stages:
+            if stage.env not in seen:
+                seen.append(stage.env)
+        return seen
+
+
+def release_id(service: str, version: str) -> str:
+    """Workflow ids come from the business: `release-<service>-<version>`."""
+    return f"release-{service}-{version}"
+
+
+class PlanError(ValueError):
+    """A plan that cannot be used; `problems` holds one readable line per problem."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        super().__init__(f"{source}: " + "; ".join(problems))
+        self.source = source
+        self.problems = problems
+
+
+def format_validation_error(exc: ValidationError) -> list[str]:
+    """One line per problem: `stages.1.base_url: 'ftp://x' is not an http(s) URL`."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        # discriminated unions and validators add their own tags to the path; keep the user's view
+        loc = loc.replace(".prometheus.", ".").replace(".scrape.", ".").replace(".http-json.", ".")
+        message = err["msg"]
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        if err["type"] == "extra_forbidden":
+            message = "unknown key"
+        lines.append(f"{loc or '(plan)'}: {message}")
+    return lines
+
+
+def parse_plan(data: Any, source: str = "plan") -> ReleasePlan:
+    if not isinstance(data, dict):
+        raise PlanError(source, ["(plan): the plan must be a mapping with service, version, owner and stages"])
+    try:
+        return ReleasePlan.model_validate(data)
+    except ValidationError as exc:
+        raise PlanError(source, format_validation_error(exc)) from None
+
+
+def load_plan(path: str | Path) -> ReleasePlan:
+    """Read a YAML (or JSON) plan file; raise `PlanError` with readable problems."""
+    import yaml
+
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanError(source, ["file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanError(source, [f"cannot read: {exc}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise PlanError(source, [f"{where}not valid YAML ({problem})"]) from None
+    return parse_plan(data, source)
+
+
+def plan_json_schema() -> dict[str, Any]:
+    schema = ReleasePlan.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Release Warden plan"
+    return schema

@@ -1,0 +1,122 @@
+"""Configuration from the environment (`WARDEN_*`), one place for every component."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+
+def _default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "warden"
+
+
+class Settings(BaseSettings):
+    """Every setting is an environment variable: `state_dir` is `WARDEN_STATE_DIR`, and so on."""
+
+    model_config = SettingsConfigDict(env_prefix="WARDEN_", extra="ignore")
+
+    env: Literal["dev", "staging", "production"] = Field(
+        default="dev", description="Deployment environment of Release Warden itself."
+    )
+    # Temporal
+    temporal_address: str | None = Field(
+        default=None, description="host:port of a Temporal cluster; unset = embedded dev server."
+    )
+    temporal_namespace: str = "default"
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_tls_ca: Path | None = None
+    temporal_api_key: SecretStr | None = None
+    task_queue: str = "release-warden"
+    search_attributes: bool | None = Field(
+        default=None,
+        description="Upsert WardenService/WardenVersion/WardenStage/WardenState; default on for the embedded server.",
+    )
+    # Embedded dev server
+    state_dir: Path = Field(default_factory=_default_state_dir)
+    dev_server_port: int = Field(default=7233, ge=1, le=65535)
+    dev_server_ui_port: int = Field(default=8233, ge=1, le=65535)
+    autostart_worker: bool = Field(
+        default=True, description="Embedded mode: start a background worker when none is polling."
+    )
+    # Identity
+    user: str | None = Field(default=None, description="Who you are for --as when not given.")
+    token: SecretStr | None = Field(default=None, description="Bearer token for the HTTP API.")
+    # Where things are written
+    artifacts_dir: Path | None = None
+    flags_dir: Path | None = None
+    audit_db_url: str | None = None
+    release_log: Path | None = None
+    # Gates
+    flag_backend: Literal["flagd-file", "unleash"] = "flagd-file"
+    unleash_url: str | None = None
+    unleash_token: SecretStr | None = None
+    unleash_project: str = "default"
+    prometheus_url: str | None = None
+    prometheus_token: SecretStr | None = None
+    prometheus_username: str | None = None
+    prometheus_password: SecretStr | None = None
+    http_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated notice webhooks, each optionally prefixed by its format: slack:, feishu:, dingtalk:, json:.",
+    )
+    governance_file: Path | None = None
+    # Worker
+    worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    max_cached_workflows: int = Field(default=1000, ge=0)
+    max_concurrent_activities: int = Field(default=100, ge=1)
+
+    @field_validator("webhook_urls", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @property
+    def embedded(self) -> bool:
+        return not self.temporal_address
+
+    @property
+    def use_search_attributes(self) -> bool:
+        return self.embedded if self.search_attributes is None else self.search_attributes
+
+    @cached_property
+    def resolved_state_dir(self) -> Path:
+        return self.state_dir.expanduser().resolve()
+
+    @property
+    def artifacts_path(self) -> Path:
+        return (self.artifacts_dir or self.resolved_state_dir / "artifacts").expanduser()
+
+    @property
+    def flags_path(self) -> Path:
+        return (self.flags_dir or self.resolved_state_dir / "flags").expanduser()
+
+    @property
+    def audit_url(self) -> str:
+        return self.audit_db_url or f"sqlite:///{self.resolved_state_dir / 'audit.db'}"
+
+    @property
+    def release_log_path(self) -> Path:
+        return (self.release_log or self.resolved_state_dir / "release_log.md").expanduser()
+
+    @property
+    def dev_server_address(self) -> str:
+        return f"127.0.0.1:{self.dev_server_port}"
+
+    @property
+    def target_address(self) -> str:
+        return self.temporal_address or self.dev_server_address
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -62,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         ReleaseResult,
         ReleaseState,
         ReleaseStatus,
+        RefusalRecord,
         RollbackRecord,
         StageState,
         StageStatus,
@@ -107,6 +108,7 @@ class ReleaseWorkflow:
         self._snapshots: dict[str, FlagSnapshot] = {}
         self._changed: list[tuple[str, str]] = []  # (environment, flag) in the order first touched
         self._published: tuple[str, str] | None = None
+        self._refusals_seen: set[str] = set()
         self._status = ReleaseStatus(
             release_id=self._release_id,
             service=plan.service,
@@ -273,11 +275,12 @@ class ReleaseWorkflow:
                 raise ReleaseStop(ReleaseState.FAILED, f"smoke checks failed in {stage.name}: {report.summary()}",
                                   "smoke", stage.name)
 
-        await self._contract_gate(stage, status)
-        await self._pre_checks(stage, status)
+        # Switch the release on here (guarded), then prove the stage as it now serves, then sign off.
         await self._ramp_flags(stage, status)
         if stage.bake > timedelta(0):
             await self._guarded_wait(stage, stage.bake, f"bake {format_duration(stage.bake)} in {stage.name}")
+        await self._contract_gate(stage, status)
+        await self._pre_checks(stage, status)
         await self._signoff_gate(stage, status)
 
         not_passed = [
@@ -934,6 +937,22 @@ class ReleaseWorkflow:
             decided=decided,
             message=message,
         )
+
+    @workflow.signal
+    async def record_refusal(self, refusal: RefusalRecord) -> None:
+        """Refused requests are audited too; the client that was refused reports it here."""
+        if refusal.refusal_id in self._refusals_seen or len(self._refusals_seen) >= 1000:
+            return
+        self._refusals_seen.add(refusal.refusal_id)
+        await self._audit(
+            f"{refusal.request}.refused",
+            "refused",
+            user=refusal.user,
+            stage=refusal.stage,
+            details={"reason": refusal.reason, "devIdentity": refusal.dev_identity, "requestId": refusal.request_id},
+        )
+        self._event(f"{refusal.request}.refused", f"{refusal.request} by {refusal.user} refused: {refusal.reason}",
+                    stage=refusal.stage, user=refusal.user)
 
     @workflow.update
     async def pause(self, request: ControlRequest) -> ControlOutcome:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -121,8 +123,6 @@ class ReleasePlan(StrictModel):
     @field_validator("flags")
     @classmethod
     def _flag_keys(cls, value: list[str]) -> list[str]:
-        import re
-
         for key in value:
             if not re.match(FLAG_KEY_PATTERN, key):
                 raise ValueError(f"{key!r} is not a flag key")
@@ -174,11 +174,26 @@ class PlanError(ValueError):
         self.problems = problems
 
 
-def format_validation_error(exc: ValidationError) -> list[str]:
-    """One line per problem: `stages.1.base_url: 'ftp://x' is not an http(s) URL`."""
+_PATTERN_HINTS = {
+    NAME_PATTERN: "use lowercase letters, digits and '-', starting with a letter or digit (e.g. support-desk)",
+    VERSION_PATTERN: "use letters, digits and . - _ + (e.g. 1.4.0 or 2026.11.1-rc1)",
+    FLAG_KEY_PATTERN: "a flag key: letters, digits and . _ - (e.g. ai.solutions)",
+}
+
+
+def format_validation_error(exc: ValidationError, data: Any = None) -> list[str]:
+    """One line per problem: `stages.1 (pilot).base_url: 'ftp://x' is not an http(s) URL`."""
+    stage_names: list[Any] = []
+    if isinstance(data, dict) and isinstance(data.get("stages"), list):
+        stage_names = [s.get("name") if isinstance(s, dict) else None for s in data["stages"]]
     lines = []
     for err in exc.errors(include_url=False):
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        parts = [str(p) for p in err["loc"] if not str(p).startswith("function-")]
+        if len(parts) >= 2 and parts[0] == "stages" and parts[1].isdigit():
+            index = int(parts[1])
+            if index < len(stage_names) and isinstance(stage_names[index], str):
+                parts[1] = f"{index} ({stage_names[index]})"
+        loc = ".".join(parts)
         # discriminated unions and validators add their own tags to the path; keep the user's view
         loc = loc.replace(".prometheus.", ".").replace(".scrape.", ".").replace(".http-json.", ".")
         message = err["msg"]
@@ -186,6 +201,9 @@ def format_validation_error(exc: ValidationError) -> list[str]:
             message = message[len("Value error, ") :]
         if err["type"] == "extra_forbidden":
             message = "unknown key"
+        elif err["type"] == "string_pattern_mismatch":
+            hint = _PATTERN_HINTS.get(str((err.get("ctx") or {}).get("pattern")))
+            message = f"{err['input']!r} is not allowed here" + (f"; {hint}" if hint else f" ({message})")
         lines.append(f"{loc or '(plan)'}: {message}")
     return lines
 
@@ -196,20 +214,49 @@ def parse_plan(data: Any, source: str = "plan") -> ReleasePlan:
     try:
         return ReleasePlan.model_validate(data)
     except ValidationError as exc:
-        raise PlanError(source, format_validation_error(exc)) from None
+        raise PlanError(source, format_validation_error(exc, data)) from None
 
 
-def load_plan(path: str | Path) -> ReleasePlan:
+_ENV_REF = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
+    """`${VAR}` and `${VAR:-default}` from the environment; `$${VAR}` stays literal."""
+    problems: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        escaped, name, default = match.groups()
+        if escaped:
+            return match.group(0)[1:]
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        line = text.count("\n", 0, match.start()) + 1
+        problems.append(f"line {line}: environment variable {name} is not set (or write ${{{name}:-default}})")
+        return ""
+
+    return _ENV_REF.sub(replace, text), problems
+
+
+def load_plan(path: str | Path, environ: Mapping[str, str] | None = None) -> ReleasePlan:
     """Read a YAML (or JSON) plan file; raise `PlanError` with readable problems."""
+    import os
+
     import yaml
 
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PlanError(source, ["file not found"]) from None
+    except IsADirectoryError:
+        raise PlanError(source, ["is a directory, not a plan file"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PlanError(source, [f"cannot read: {exc}"]) from None
+    text, problems = expand_env(raw, os.environ if environ is None else environ)
+    if problems:
+        raise PlanError(source, problems)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -217,6 +264,8 @@ def load_plan(path: str | Path) -> ReleasePlan:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise PlanError(source, [f"{where}not valid YAML ({problem})"]) from None
+    except RecursionError:
+        raise PlanError(source, ["the document is nested too deeply"]) from None
     return parse_plan(data, source)
 
 

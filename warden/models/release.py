@@ -228,3 +228,30 @@ class AbortRequest(StrictModel):
 class ControlOutcome(Record):
     state: ReleaseState
     message: str
+
+
+class RefusalRecord(StrictModel):
+    """A request the workflow refused (validator rejection), sent back to be audited."""
+
+    refusal_id: str = Field(min_length=1, max_length=100)
+    request: str = Field(min_length=1, max_length=50)
+    user: str = Field(min_length=1, max_length=200)
+    reason: str = Field(max_length=2000)
+    stage: str | None = Field(default=None, max_length=100)
+    dev_identity: bool = False
+    request_id: str | None = Field(default=None, max_length=200)
+
+
+class ReleaseSummary(Record):
+    """One row of `warden release list`."""
+
+    release_id: str
+    service: str = ""
+    version: str = ""
+    owner: str = ""
+    started_by: str = ""
+    state: str = ""
+    stage: str = ""
+    workflow_status: str = ""
+    started_at: datetime | None = None
+    closed_at: datetime | None = None

@@ -1,0 +1,68 @@
+"""`warden`: the command line for release managers, committee members, operators and CI.
+
+Exit codes: 0 promoted (or command succeeded); 1 the release ended without promotion;
+2 invalid input (bad plan, unknown release, refused request, bad arguments);
+3 Temporal (or a worker) not reachable.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from warden.cli.common import EXIT_INVALID, EXIT_UNAVAILABLE, fail
+from warden.cli.plan import plan
+from warden.cli.release import release
+from warden.cli.server import demo, server, worker
+from warden.client import TemporalUnavailable
+from warden.models.plan import PlanError
+from warden.releases import WardenError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="release-warden", prog_name="warden")
+def cli() -> None:
+    """Release Warden: staged releases that prove themselves safe at every stage."""
+
+
+cli.add_command(plan)
+cli.add_command(release)
+cli.add_command(server)
+cli.add_command(worker)
+cli.add_command(demo)
+
+
+def _register_optional() -> None:
+    """Command groups that belong to later-loaded features (flags, audit, access)."""
+    from warden.cli import extra
+
+    for command in extra.commands():
+        cli.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    _register_optional()
+    try:
+        code = cli.main(args=argv, prog_name="warden", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("warden: interrupted", err=True)
+        code = 130
+    except click.UsageError as exc:
+        fail(exc.format_message().replace("\n", " "), EXIT_INVALID)
+    except click.ClickException as exc:
+        fail(exc.format_message().replace("\n", " "), EXIT_INVALID)
+    except PlanError as exc:
+        for problem in exc.problems:
+            click.echo(f"{exc.source}: {problem}", err=True)
+        code = EXIT_INVALID
+    except TemporalUnavailable as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
+    except WardenError as exc:
+        fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("warden: interrupted", err=True)
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)

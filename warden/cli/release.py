@@ -1,0 +1,266 @@
+"""`warden release`: start, look at, decide on and control releases."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import click
+
+from warden.cli.common import (
+    EXIT_NOT_PROMOTED,
+    EXIT_OK,
+    as_option,
+    emit_json,
+    info,
+    json_option,
+    load_settings,
+    run,
+)
+from warden.cli.render import event_line, junit_xml, list_text, status_text
+from warden.models.plan import load_plan
+from warden.models.release import (
+    AbortRequest,
+    ControlRequest,
+    DecisionRequest,
+    ReleaseStatus,
+)
+from warden.releases import ReleaseService
+from warden.settings import Settings
+
+
+async def connect_service(settings: Settings, *, need_worker: bool = True) -> ReleaseService:
+    from warden.background import ensure_worker
+    from warden.client import connect
+
+    client = await connect(settings)
+    if need_worker:
+        await ensure_worker(client, settings)
+    return ReleaseService(client, settings)
+
+
+def exit_for(status: ReleaseStatus) -> int:
+    return EXIT_OK if status.result and status.result.exit_code == 0 else EXIT_NOT_PROMOTED
+
+
+@click.group()
+def release() -> None:
+    """Releases: start, status, list, watch, approve, reject, pause, resume, abort."""
+
+
+@release.command()
+@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False, path_type=str))
+@as_option
+@click.option("--wait", is_flag=True, help="Wait until the release ends; exit 0 promoted, 1 not promoted.")
+@json_option
+@click.option("--rerun", is_flag=True, help="Start a version again after its earlier run ended.")
+@click.option("--trace-id", help="Trace id to carry through every call and audit event.")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="With --wait: write the checklist as JUnit XML.")
+def start(
+    plan_path: str,
+    as_user: str | None,
+    wait: bool,
+    as_json: bool,
+    rerun: bool,
+    trace_id: str | None,
+    junit: Path | None,
+) -> None:
+    """Start the release a plan describes (its id is release-<service>-<version>)."""
+    from warden.cli.common import identity
+
+    plan_model = load_plan(plan_path)
+    settings = load_settings()
+    user, dev_identity = identity(settings, as_user)
+
+    async def go() -> int:
+        service = await connect_service(settings)
+        handle = await service.start(plan_model, user, trace_id=trace_id, dev_identity=dev_identity, rerun=rerun)
+        if not wait:
+            if as_json:
+                description = await handle.describe()
+                emit_json({"release_id": handle.id, "run_id": description.run_id, "started_by": user})
+            else:
+                click.echo(handle.id)
+                info(f"started {handle.id}; follow it with `warden release watch {handle.id}`")
+            return EXIT_OK
+        status = await follow(service, handle.id, quiet=as_json)
+        if junit:
+            junit.write_text(junit_xml(status))
+        if as_json:
+            emit_json(status)
+        else:
+            click.echo(status_text(status, events=0))
+        return exit_for(status)
+
+    raise SystemExit(run(go()))
+
+
+async def follow(service: ReleaseService, release_id: str, *, quiet: bool = False, interval: float = 1.0) -> ReleaseStatus:
+    """Print each new timeline event (to stderr) until the release ends; return its final status."""
+    seen: set[tuple[Any, ...]] = set()
+    while True:
+        status = await service.status(release_id)
+        for event in status.timeline:
+            key = (event.at, event.action, event.message, event.stage)
+            if key not in seen:
+                seen.add(key)
+                if not quiet:
+                    info(event_line(event))
+        if status.state.ended:
+            return status
+        await asyncio.sleep(interval)
+
+
+@release.command()
+@click.argument("release_id")
+@json_option
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Also write the checklist as JUnit XML.")
+def status(release_id: str, as_json: bool, junit: Path | None) -> None:
+    """Stages, current step, evidence so far, approvals, flags and result of a release."""
+    settings = load_settings()
+
+    async def go() -> ReleaseStatus:
+        service = await connect_service(settings)
+        return await service.status(release_id)
+
+    current = run(go())
+    if junit:
+        junit.write_text(junit_xml(current))
+    if as_json:
+        emit_json(current)
+    else:
+        click.echo(status_text(current))
+
+
+@release.command(name="list")
+@json_option
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+def list_(as_json: bool, limit: int) -> None:
+    """Releases, newest first, with their state and current stage."""
+    settings = load_settings()
+
+    async def go() -> Any:
+        service = await connect_service(settings, need_worker=False)
+        return await service.list(limit=limit)
+
+    rows = run(go())
+    if as_json:
+        emit_json(rows)
+    else:
+        click.echo(list_text(rows))
+
+
+@release.command()
+@click.argument("release_id")
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(0.2, 60))
+def watch(release_id: str, interval: float) -> None:
+    """Live progress until the release ends; exit 0 promoted, 1 not promoted."""
+    settings = load_settings()
+
+    async def go() -> int:
+        service = await connect_service(settings)
+        first = await service.status(release_id)
+        click.echo(status_text(first, events=0))
+        info("")
+        final = await follow(service, release_id, interval=interval)
+        info("")
+        if final.result:
+            click.echo(f"{release_id}: {final.result.outcome.value} — {final.result.reason}")
+        return exit_for(final)
+
+    raise SystemExit(run(go()))
+
+
+def _decision(release_id: str, stage: str, as_user: str | None, comment: str, as_json: bool, approve: bool) -> None:
+    from warden.cli.common import identity
+
+    settings = load_settings()
+    user, dev_identity = identity(settings, as_user)
+    request = DecisionRequest(stage=stage, user=user, comment=comment, dev_identity=dev_identity)
+
+    async def go() -> Any:
+        service = await connect_service(settings)
+        if approve:
+            return await service.approve(release_id, request)
+        return await service.reject(release_id, request)
+
+    outcome = run(go())
+    if as_json:
+        emit_json(outcome)
+    else:
+        click.echo(f"{release_id} {stage}: {outcome.message}" + (f" — stage {outcome.decided}" if outcome.decided else ""))
+
+
+@release.command()
+@click.argument("release_id")
+@click.option("--stage", required=True, help="The stage whose sign-off you give.")
+@as_option
+@click.option("--comment", default="", help="Why (recorded in the audit trail).")
+@json_option
+def approve(release_id: str, stage: str, as_user: str | None, comment: str, as_json: bool) -> None:
+    """Approve a stage waiting for sign-off (members only; not whoever started the release)."""
+    _decision(release_id, stage, as_user, comment, as_json, approve=True)
+
+
+@release.command()
+@click.argument("release_id")
+@click.option("--stage", required=True, help="The stage you reject.")
+@as_option
+@click.option("--comment", required=True, help="Why (required).")
+@json_option
+def reject(release_id: str, stage: str, as_user: str | None, comment: str, as_json: bool) -> None:
+    """Reject a stage waiting for sign-off; the release rolls back."""
+    _decision(release_id, stage, as_user, comment, as_json, approve=False)
+
+
+def _control(release_id: str, action: str, as_user: str | None, reason: str, as_json: bool) -> None:
+    from warden.cli.common import identity
+
+    settings = load_settings()
+    user, dev_identity = identity(settings, as_user)
+
+    async def go() -> Any:
+        service = await connect_service(settings)
+        if action == "abort":
+            return await service.abort(release_id, AbortRequest(user=user, reason=reason, dev_identity=dev_identity))
+        request = ControlRequest(user=user, reason=reason, dev_identity=dev_identity)
+        return await (service.pause if action == "pause" else service.resume)(release_id, request)
+
+    outcome = run(go())
+    if as_json:
+        emit_json(outcome)
+    else:
+        click.echo(f"{release_id}: {outcome.message}")
+
+
+@release.command()
+@click.argument("release_id")
+@as_option
+@click.option("--reason", default="", help="Why (recorded in the audit trail).")
+@json_option
+def pause(release_id: str, as_user: str | None, reason: str, as_json: bool) -> None:
+    """Stop the release before its next step (guards keep watching)."""
+    _control(release_id, "pause", as_user, reason, as_json)
+
+
+@release.command()
+@click.argument("release_id")
+@as_option
+@click.option("--reason", default="", help="Why (recorded in the audit trail).")
+@json_option
+def resume(release_id: str, as_user: str | None, reason: str, as_json: bool) -> None:
+    """Continue a paused release (re-runs an inconclusive check)."""
+    _control(release_id, "resume", as_user, reason, as_json)
+
+
+@release.command()
+@click.argument("release_id")
+@as_option
+@click.option("--reason", required=True, help="Why (required).")
+@json_option
+def abort(release_id: str, as_user: str | None, reason: str, as_json: bool) -> None:
+    """End the release now; flags it changed are restored."""
+    if not reason.strip():
+        raise click.BadParameter("give a reason", param_hint="--reason")
+    _control(release_id, "abort", as_user, reason, as_json)

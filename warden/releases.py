@@ -1,0 +1,253 @@
+"""Release operations from the outside: start, look, decide, control. Shared by the CLI and the API."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from warden.models.plan import ReleasePlan
+from warden.models.release import (
+    AbortRequest,
+    ControlOutcome,
+    ControlRequest,
+    DecisionOutcome,
+    DecisionRequest,
+    RefusalRecord,
+    ReleaseInput,
+    ReleaseOptions,
+    ReleaseResult,
+    ReleaseStatus,
+    ReleaseSummary,
+)
+from warden.settings import Settings
+from workflows.release import ReleaseWorkflow
+
+QUERY_TIMEOUT = timedelta(seconds=15)
+
+
+class WardenError(Exception):
+    """An error the user can act on; `exit_code` is what the CLI exits with."""
+
+    exit_code = 2
+    http_status = 400
+
+
+class UnknownRelease(WardenError):
+    http_status = 404
+
+
+class ReleaseExists(WardenError):
+    http_status = 409
+
+
+class RequestRefused(WardenError):
+    """The release refused an approval, rejection, pause, resume or abort; `kind` says why."""
+
+    http_status = 409
+
+    def __init__(self, message: str, kind: str = "Refused") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class NoWorker(WardenError):
+    exit_code = 3
+    http_status = 503
+
+
+def new_trace_id() -> str:
+    return uuid.uuid4().hex
+
+
+class ReleaseService:
+    def __init__(self, client: Client, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+
+    # -- starting --------------------------------------------------------------------------
+
+    async def start(
+        self,
+        plan: ReleasePlan,
+        started_by: str,
+        *,
+        trace_id: str | None = None,
+        request_id: str | None = None,
+        dev_identity: bool = False,
+        rerun: bool = False,
+    ) -> WorkflowHandle[ReleaseWorkflow, ReleaseResult]:
+        release_id = plan.release_id
+        release_input = ReleaseInput(
+            plan=plan,
+            started_by=started_by,
+            trace_id=trace_id or new_trace_id(),
+            request_id=request_id,
+            dev_identity=dev_identity,
+            options=ReleaseOptions(
+                search_attributes=self.settings.use_search_attributes,
+                flag_backend=self.settings.flag_backend,
+            ),
+        )
+        try:
+            return await self.client.start_workflow(
+                ReleaseWorkflow.run,
+                release_input,
+                id=release_id,
+                task_queue=self.settings.task_queue,
+                id_reuse_policy=(
+                    WorkflowIDReusePolicy.ALLOW_DUPLICATE if rerun else WorkflowIDReusePolicy.REJECT_DUPLICATE
+                ),
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                memo={
+                    "service": plan.service,
+                    "version": plan.version,
+                    "owner": plan.owner,
+                    "started_by": started_by,
+                    "trace_id": release_input.trace_id,
+                },
+                static_summary=f"{plan.service} {plan.version}: {' → '.join(s.name for s in plan.stages)}",
+            )
+        except WorkflowAlreadyStartedError:
+            raise await self._exists_error(release_id) from None
+
+    async def _exists_error(self, release_id: str) -> ReleaseExists:
+        description = await self.client.get_workflow_handle(release_id).describe()
+        if description.status == WorkflowExecutionStatus.RUNNING:
+            return ReleaseExists(
+                f"release {release_id} is already running; watch it with `warden release watch {release_id}`"
+            )
+        memo = await description.memo()
+        state = memo.get("state", description.status.name.lower() if description.status else "ended")
+        return ReleaseExists(
+            f"release {release_id} already ran ({state}); bump the version or start it again with --rerun"
+        )
+
+    # -- looking ---------------------------------------------------------------------------
+
+    def handle(self, release_id: str) -> WorkflowHandle[ReleaseWorkflow, ReleaseResult]:
+        return self.client.get_workflow_handle_for(ReleaseWorkflow.run, release_id)
+
+    async def status(self, release_id: str) -> ReleaseStatus:
+        handle = self.handle(release_id)
+        await self._describe(release_id)
+        try:
+            return await handle.query(ReleaseWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
+        except RPCError as exc:
+            if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE):
+                raise NoWorker(
+                    f"no worker answered for {release_id} on task queue {self.settings.task_queue}; "
+                    "start one with `warden worker`"
+                ) from None
+            raise
+        except WorkflowQueryFailedError as exc:
+            raise WardenError(f"status of {release_id} could not be read: {exc.message}") from None
+
+    async def _describe(self, release_id: str) -> Any:
+        try:
+            return await self.handle(release_id).describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise UnknownRelease(f"unknown release {release_id!r} (see `warden release list`)") from None
+            raise
+
+    async def result(self, release_id: str) -> ReleaseResult:
+        await self._describe(release_id)
+        try:
+            return await self.handle(release_id).result()
+        except WorkflowFailureError as exc:
+            raise WardenError(f"release {release_id} did not complete: {exc.cause}") from None
+
+    async def list(self, *, limit: int = 50, query: str | None = None) -> list[ReleaseSummary]:
+        return [row async for row in self.iter_list(limit=limit, query=query)]
+
+    async def iter_list(self, *, limit: int = 50, query: str | None = None) -> AsyncIterator[ReleaseSummary]:
+        visibility = "WorkflowType = 'ReleaseWorkflow'" + (f" AND {query}" if query else "")
+        async for execution in self.client.list_workflows(visibility, limit=limit):
+            memo = await execution.memo()
+            status = execution.status.name.lower() if execution.status else ""
+            yield ReleaseSummary(
+                release_id=execution.id,
+                service=str(memo.get("service", "")),
+                version=str(memo.get("version", "")),
+                owner=str(memo.get("owner", "")),
+                started_by=str(memo.get("started_by", "")),
+                state=str(memo.get("state", status)),
+                stage=str(memo.get("stage", "")),
+                workflow_status=status,
+                started_at=execution.start_time,
+                closed_at=execution.close_time,
+            )
+
+    # -- deciding and controlling ----------------------------------------------------------
+
+    async def approve(self, release_id: str, request: DecisionRequest) -> DecisionOutcome:
+        return await self._update(release_id, "approve", request, ReleaseWorkflow.approve, request.stage)
+
+    async def reject(self, release_id: str, request: DecisionRequest) -> DecisionOutcome:
+        return await self._update(release_id, "reject", request, ReleaseWorkflow.reject, request.stage)
+
+    async def pause(self, release_id: str, request: ControlRequest) -> ControlOutcome:
+        return await self._update(release_id, "pause", request, ReleaseWorkflow.pause)
+
+    async def resume(self, release_id: str, request: ControlRequest) -> ControlOutcome:
+        return await self._update(release_id, "resume", request, ReleaseWorkflow.resume)
+
+    async def abort(self, release_id: str, request: AbortRequest) -> ControlOutcome:
+        return await self._update(release_id, "abort", request, ReleaseWorkflow.abort)
+
+    async def _update(self, release_id: str, name: str, request: Any, method: Any, stage: str | None = None) -> Any:
+        description = await self._describe(release_id)
+        handle = self.handle(release_id)
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            memo = await description.memo()
+            raise RequestRefused(
+                f"release {release_id} has already ended ({memo.get('state', 'closed')})", "ReleaseEnded"
+            )
+        try:
+            return await handle.execute_update(method, request, rpc_timeout=QUERY_TIMEOUT)
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            kind = (cause.type or "Refused") if isinstance(cause, ApplicationError) else "Refused"
+            await self._record_refusal(handle, name, request, message, stage)
+            raise RequestRefused(message, kind) from None
+        except RPCError as exc:
+            if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE):
+                raise NoWorker(
+                    f"no worker answered for {release_id} on task queue {self.settings.task_queue}; "
+                    "start one with `warden worker`"
+                ) from None
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise RequestRefused(f"release {release_id} has already ended", "ReleaseEnded") from None
+            raise
+
+    async def _record_refusal(
+        self, handle: WorkflowHandle[Any, Any], name: str, request: Any, reason: str, stage: str | None
+    ) -> None:
+        refusal = RefusalRecord(
+            refusal_id=uuid.uuid4().hex,
+            request=name,
+            user=request.user,
+            reason=reason,
+            stage=stage,
+            dev_identity=request.dev_identity,
+            request_id=request.request_id,
+        )
+        try:
+            await handle.signal(ReleaseWorkflow.record_refusal, refusal)
+        except RPCError:
+            pass  # the release ended meanwhile; nothing left to protect

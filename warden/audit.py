@@ -7,26 +7,12 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-from sqlalchemy import (
-    Column,
-    DateTime,
-    Index,
-    MetaData,
-    String,
-    Table,
-    Text,
-    create_engine,
-    func,
-    select,
-)
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Column, DateTime, Index, String, Table, Text, func, select
 from sqlalchemy.engine import Engine
 
+from warden.db import insert_for, make_engine, metadata
 from warden.models.audit import AuditEvent, AuditQuery
-
-metadata = MetaData()
 
 audit_events = Table(
     "audit_events",
@@ -61,20 +47,15 @@ class AuditStore:
     """Append-only. `write` is idempotent by event id, so a retried activity never adds a second row."""
 
     def __init__(self, url: str) -> None:
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.url = url
-        self.engine: Engine = create_engine(url, pool_pre_ping=True)
-        metadata.create_all(self.engine)
+        self.engine: Engine = make_engine(url)
 
     def write(self, events: Iterable[AuditEvent]) -> int:
         """Insert events that are not stored yet; returns how many rows were new."""
         rows = [_row(e) for e in events]
         if not rows:
             return 0
-        dialect = self.engine.dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = insert(audit_events).values(rows).on_conflict_do_nothing(index_elements=["event_id"])
+        statement = insert_for(self.engine)(audit_events).values(rows).on_conflict_do_nothing(index_elements=["event_id"])
         with self.engine.begin() as conn:
             return conn.execute(statement).rowcount or 0
 
@@ -115,8 +96,7 @@ class AuditStore:
             return conn.execute(statement).first() is not None
 
     def mark_delivered(self, notice_key: str, target: str) -> None:
-        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-        statement = insert(notice_deliveries).values(
+        statement = insert_for(self.engine)(notice_deliveries).values(
             notice_key=notice_key, target=target, delivered_at=datetime.now(UTC)
         ).on_conflict_do_nothing()
         with self.engine.begin() as conn:

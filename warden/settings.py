@@ -69,17 +69,54 @@ class Settings(BaseSettings):
         description="Comma-separated notice webhooks, each optionally prefixed by its format: slack:, feishu:, dingtalk:, json:.",
     )
     governance_file: Path | None = None
+    # HTTP API and its operational switches
+    api_host: str = Field(default="127.0.0.1", description="Where `warden api` listens.")
+    api_port: int = Field(default=8700, ge=1, le=65535)
+    api_url: str | None = Field(default=None, description="The CLI talks to this API (with WARDEN_TOKEN) instead of Temporal.")
+    dev_endpoints: bool | None = Field(
+        default=None, description="Dev endpoints (demo data); default on only when WARDEN_ENV is dev or staging."
+    )
+    ops_endpoints: bool | None = Field(
+        default=None,
+        description="Operational endpoints (re-run a check, force-restore flags, task queue); default on only in dev/staging.",
+    )
+    ops_allow_users: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated users allowed on dev/ops endpoints (empty = any allowed role)."
+    )
+    ops_allow_cidrs: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated client networks allowed on dev/ops endpoints (empty = any)."
+    )
     # Worker
     worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
     max_cached_workflows: int = Field(default=1000, ge=0)
     max_concurrent_activities: int = Field(default=100, ge=1)
 
-    @field_validator("webhook_urls", mode="before")
+    @field_validator("webhook_urls", "ops_allow_users", "ops_allow_cidrs", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
+
+    @field_validator("ops_allow_cidrs")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a network (e.g. 10.0.0.0/8 or 127.0.0.1/32)") from None
+        return value
+
+    @property
+    def dev_endpoints_enabled(self) -> bool:
+        return self.env in ("dev", "staging") if self.dev_endpoints is None else self.dev_endpoints
+
+    @property
+    def ops_endpoints_enabled(self) -> bool:
+        return self.env in ("dev", "staging") if self.ops_endpoints is None else self.ops_endpoints
 
     @property
     def embedded(self) -> bool:

@@ -7,11 +7,12 @@ Exit codes: 0 promoted (or command succeeded); 1 the release ended without promo
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
-from warden.cli.common import EXIT_INVALID, EXIT_UNAVAILABLE, fail
+from warden.cli.common import EXIT_INVALID, EXIT_UNAVAILABLE
 from warden.cli.plan import plan
 from warden.cli.release import release
 from warden.cli.server import demo, server, worker
@@ -42,27 +43,42 @@ def _register_optional() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    code = run_cli(argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The Temporal client's native threads must not race interpreter shutdown (it can abort the
+    # process after the work is done); leave without finalizing, the output already flushed.
+    os._exit(code)
+
+
+def run_cli(argv: list[str] | None = None) -> int:
+    """Run one command and return its exit code; every error becomes one readable line."""
     _register_optional()
     try:
         code = cli.main(args=argv, prog_name="warden", standalone_mode=False)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_INVALID)
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.exceptions.Abort:
         click.echo("warden: interrupted", err=True)
         code = 130
-    except click.UsageError as exc:
-        fail(exc.format_message().replace("\n", " "), EXIT_INVALID)
-    except click.ClickException as exc:
-        fail(exc.format_message().replace("\n", " "), EXIT_INVALID)
+    except click.ClickException as exc:  # usage errors, bad parameters
+        code = _report(exc.format_message().replace("\n", " "), EXIT_INVALID)
     except PlanError as exc:
         for problem in exc.problems:
             click.echo(f"{exc.source}: {problem}", err=True)
         code = EXIT_INVALID
     except TemporalUnavailable as exc:
-        fail(str(exc), EXIT_UNAVAILABLE)
+        code = _report(str(exc), EXIT_UNAVAILABLE)
     except WardenError as exc:
-        fail(str(exc), exc.exit_code)
+        code = _report(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         click.echo("warden: interrupted", err=True)
         code = 130
-    sys.exit(code if isinstance(code, int) else 0)
+    return code if isinstance(code, int) else 0
+
+
+def _report(message: str, code: int) -> int:
+    click.echo(f"warden: error: {message}", err=True)
+    return code

@@ -25,11 +25,11 @@ DEFAULT_STAGE_ORDER = ("dev", "staging", "pilot", "production")
 
 class Contact(StrictModel):
     name: str = Field(min_length=1, max_length=200)
-    role: str = Field(default="", max_length=200)
+    role: str = Field(default="", max_length=200, description="e.g. release manager, tech lead, operations.")
     email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
     phone: str | None = Field(default=None, max_length=50)
     im: str | None = Field(default=None, max_length=200, description="IM handle or group.")
-    emergency: bool = False
+    emergency: bool = Field(default=False, description="Listed as an emergency contact in the release notes.")
 
 
 class RollbackSpec(StrictModel):
@@ -42,16 +42,21 @@ class RollbackSpec(StrictModel):
 class Stage(StrictModel):
     """One environment the release walks through, with the gates that must hold there."""
 
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str = Field(pattern=NAME_PATTERN, description="Stage name, unique in the plan (e.g. dev, staging, pilot, production).")
     environment: str | None = Field(
         default=None, pattern=NAME_PATTERN, description="Flag environment; defaults to the stage name."
     )
     base_url: str = Field(description="http(s) URL of the service in this stage.")
-    smoke: list[SmokeCheck] = Field(default_factory=list)
-    contract: ContractSpec | None = None
-    checks: list[MetricCheck] = Field(default_factory=list)
-    flags: list[FlagRamp] = Field(default_factory=list)
-    signoff: SignoffSpec | None = None
+    smoke: list[SmokeCheck] = Field(default_factory=list, description="HTTP probes run first.")
+    contract: ContractSpec | None = Field(
+        default=None, description="Contract tests (checklist item 1), run after the stage's flags are on."
+    )
+    checks: list[MetricCheck] = Field(
+        default_factory=list,
+        description="Metric checks: before promotion (item 3) and as guards during flag steps and bakes.",
+    )
+    flags: list[FlagRamp] = Field(default_factory=list, description="Flags this stage opens, step by step.")
+    signoff: SignoffSpec | None = Field(default=None, description="Committee sign-off (item 4), the stage's last gate.")
     bake: Duration = Field(default=timedelta(0), description="Guarded soak after the flag steps.")
 
     @field_validator("base_url")
@@ -97,17 +102,17 @@ class ReleasePlan(StrictModel):
     """A release: which service and version, who owns it, and the stages it must pass."""
 
     service: str = Field(pattern=NAME_PATTERN, description="Service name: lowercase letters, digits, '-'.")
-    version: str = Field(pattern=VERSION_PATTERN)
-    owner: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=5000)
+    version: str = Field(pattern=VERSION_PATTERN, description="Quote it in YAML (\"1.10\" is not 1.1).")
+    owner: str = Field(min_length=1, max_length=200, description="Who owns the release (a user name).")
+    description: str = Field(default="", max_length=5000, description="What the release changes, for release notes.")
     flags: list[str] = Field(
         default_factory=list,
         description="Every flag the release touches; each must exist in the flag backend before it starts.",
     )
-    contacts: list[Contact] = Field(default_factory=list)
+    contacts: list[Contact] = Field(default_factory=list, description="People in the release notes.")
     im_channels: list[str] = Field(default_factory=list, description="IM channels in scope, for release notes.")
-    rollback: RollbackSpec = Field(default_factory=RollbackSpec)
-    stages: list[Stage] = Field(min_length=1)
+    rollback: RollbackSpec = Field(default_factory=RollbackSpec, description="What a rollback restores.")
+    stages: list[Stage] = Field(min_length=1, description="In order; each must pass before the next starts.")
 
     @field_validator("version", mode="before")
     @classmethod

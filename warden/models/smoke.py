@@ -14,11 +14,13 @@ class SmokeCheck(StrictModel):
     """One HTTP probe. `path` is relative to the stage's `base_url`, or an absolute URL."""
 
     name: str = Field(min_length=1, max_length=100)
-    path: str = Field(default="/", min_length=1, max_length=2000)
+    path: str = Field(default="/", min_length=1, max_length=2000, description="Relative to base_url, or an absolute URL.")
     method: Literal["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"] = "GET"
-    expect_status: list[int] = Field(default_factory=lambda: [200], min_length=1)
+    expect_status: list[int] = Field(
+        default_factory=lambda: [200], min_length=1, description="Accepted status code(s): one number or a list."
+    )
     contains: str | None = Field(default=None, description="Text the response body must contain.")
-    timeout: Duration = Field(default=timedelta(seconds=5))
+    timeout: Duration = Field(default=timedelta(seconds=5), description="Per request.")
 
     @field_validator("expect_status", mode="before")
     @classmethod

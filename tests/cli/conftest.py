@@ -1,0 +1,90 @@
+"""CLI tests run the real `warden` executable against a real dev server, with a worker in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import yaml
+from temporalio.testing import WorkflowEnvironment
+
+from tests.helpers import RecordingServer, plan_dict
+from warden.settings import Settings
+from worker import build_worker
+
+WARDEN = str(Path(sys.executable).parent / "warden")
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+class Cli:
+    def __init__(self, env: dict[str, str], workdir: Path) -> None:
+        self.env = env
+        self.workdir = workdir
+
+    async def __call__(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Result:
+        process = await asyncio.create_subprocess_exec(
+            WARDEN,
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**self.env, **(env or {})},
+            cwd=self.workdir,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+        assert process.returncode is not None
+        return Result(process.returncode, out.decode(), err.decode())
+
+    def write_plan(self, name: str, data: dict[str, Any]) -> Path:
+        path = self.workdir / name
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return path
+
+
+@pytest.fixture
+def target() -> Any:
+    with RecordingServer() as server:
+        yield server
+
+
+@pytest_asyncio.fixture
+async def cli(dev_env: WorkflowEnvironment, settings: Settings, tmp_path: Path) -> AsyncIterator[Cli]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
+    env.update(
+        {
+            "WARDEN_STATE_DIR": str(settings.state_dir),
+            "WARDEN_TASK_QUEUE": settings.task_queue,
+            "WARDEN_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+            "WARDEN_SEARCH_ATTRIBUTES": "true",
+            "WARDEN_USER": "alice",
+        }
+    )
+    async with AsyncExitStack() as stack:
+        async with build_worker(dev_env.client, settings, stack=stack):
+            yield Cli(env, tmp_path)
+
+
+def cli_plan(base_url: str, version: str, **overrides: Any) -> dict[str, Any]:
+    plan = plan_dict(base_url, version=version, **overrides)
+    for stage in plan["stages"]:
+        if "signoff" in stage:
+            stage["signoff"]["deadline"] = "10m"
+            stage["signoff"]["escalate_before"] = "0s"
+    return plan

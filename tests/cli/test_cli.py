@@ -1,0 +1,148 @@
+"""`warden` as release managers, committee members and CI use it: exit codes, one-line errors, JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+from tests.cli.conftest import Cli, cli_plan
+from tests.helpers import RecordingServer
+
+
+def _version() -> str:
+    return f"2.0.{uuid.uuid4().hex[:8]}"
+
+
+async def test_plan_validate_and_schema(cli: Cli, target: RecordingServer) -> None:
+    good = cli.write_plan("good.yaml", cli_plan(target.url, "1.0.0"))
+    result = await cli("plan", "validate", str(good))
+    assert result.code == 0, result.stderr
+    assert "release-support-desk-1.0.0" in result.stdout
+
+    broken = cli_plan(target.url, "1.0.0")
+    broken["stages"][1]["base_url"] = "not a url"
+    broken["stages"][2]["surprise"] = True
+    broken["stages"].append(dict(broken["stages"][0]))
+    bad = cli.write_plan("bad.yaml", broken)
+    result = await cli("plan", "validate", str(bad))
+    assert result.code == 2
+    lines = result.stderr.strip().splitlines()
+    assert any("stages.1 (staging).base_url" in line and "not an http(s) URL" in line for line in lines)
+    assert any("stages.2 (pilot).surprise: unknown key" in line for line in lines)
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+    schema = await cli("plan", "schema")
+    assert schema.code == 0
+    document = json.loads(schema.stdout)
+    assert document["title"] == "Release Warden plan"
+    assert {"service", "version", "owner", "stages"} <= set(document["required"])
+
+
+async def test_release_lifecycle_through_the_cli(cli: Cli, target: RecordingServer) -> None:
+    version = _version()
+    plan = cli.write_plan("plan.yaml", cli_plan(target.url, version))
+    release_id = f"release-support-desk-{version}"
+
+    started = await cli("release", "start", str(plan), "--json")
+    assert started.code == 0, started.stderr
+    assert started.json()["release_id"] == release_id
+
+    again = await cli("release", "start", str(plan))
+    assert again.code == 2
+    assert "already running" in again.stderr and len(again.stderr.strip().splitlines()) == 1
+
+    for _ in range(100):
+        status = await cli("release", "status", release_id, "--json")
+        assert status.code == 0, status.stderr
+        if status.json()["state"] == "waiting_approval":
+            break
+        await asyncio.sleep(0.2)
+    assert status.json()["current_stage"] == "pilot"
+
+    outsider = await cli("release", "approve", release_id, "--stage", "pilot", "--as", "mallory")
+    assert outsider.code == 2
+    assert "mallory is not a member" in outsider.stderr
+    own = await cli("release", "approve", release_id, "--stage", "pilot", "--as", "alice")
+    assert own.code == 2 and "separation of duties" in own.stderr
+
+    listed = await cli("release", "list", "--json")
+    assert listed.code == 0
+    row = next(r for r in listed.json() if r["release_id"] == release_id)
+    assert row["service"] == "support-desk" and row["state"] == "waiting_approval" and row["stage"] == "pilot"
+
+    human = await cli("release", "status", release_id)
+    assert "waiting_approval" in human.stdout and "pilot" in human.stdout
+
+    first = await cli("release", "approve", release_id, "--stage", "pilot", "--as", "carol", "--comment", "metrics ok")
+    assert first.code == 0, first.stderr
+    second = await cli("release", "approve", release_id, "--stage", "pilot", "--as", "dave", "--json")
+    assert second.code == 0
+    assert second.json()["decided"] == "approved"
+
+    watched = await cli("release", "watch", release_id, "--interval", "0.3")
+    assert watched.code == 0, watched.stderr
+    assert "promoted" in watched.stdout
+
+    final = (await cli("release", "status", release_id, "--json")).json()
+    assert final["result"]["outcome"] == "promoted"
+    refusals = [e for e in final["timeline"] if e["action"] == "approve.refused"]
+    assert {e["user"] for e in refusals} == {"mallory", "alice"}
+
+
+async def test_wait_exits_1_when_the_release_is_rejected(cli: Cli, target: RecordingServer) -> None:
+    version = _version()
+    plan = cli.write_plan("plan.yaml", cli_plan(target.url, version))
+    release_id = f"release-support-desk-{version}"
+
+    async def reject_when_waiting() -> None:
+        for _ in range(200):
+            result = await cli("release", "reject", release_id, "--stage", "pilot", "--as", "erin", "--comment", "no")
+            if result.code == 0:
+                return
+            await asyncio.sleep(0.3)
+        raise AssertionError("never reached the pilot sign-off")
+
+    rejecter = asyncio.create_task(reject_when_waiting())
+    waited = await cli("release", "start", str(plan), "--wait", "--json", "--junit", "checklist.xml")
+    await rejecter
+    assert waited.code == 1, waited.stderr
+    document = waited.json()
+    assert document["result"]["outcome"] == "rejected"
+    assert document["result"]["failed_stage"] == "pilot"
+    junit = (cli.workdir / "checklist.xml").read_text()
+    assert "<failure" in junit and "signoff" in junit
+
+
+async def test_abort_pause_resume_and_bad_requests(cli: Cli, target: RecordingServer) -> None:
+    version = _version()
+    plan = cli.write_plan("plan.yaml", cli_plan(target.url, version))
+    release_id = f"release-support-desk-{version}"
+    assert (await cli("release", "start", str(plan))).code == 0
+
+    paused = await cli("release", "pause", release_id, "--as", "bob", "--reason", "change freeze")
+    assert paused.code == 0, paused.stderr
+    twice = await cli("release", "pause", release_id, "--as", "bob")
+    assert twice.code == 2 and "already paused" in twice.stderr
+    resumed = await cli("release", "resume", release_id, "--as", "bob")
+    assert resumed.code == 0
+
+    no_reason = await cli("release", "abort", release_id, "--as", "bob")
+    assert no_reason.code == 2 and "--reason" in no_reason.stderr
+    aborted = await cli("release", "abort", release_id, "--as", "bob", "--reason", "wrong build")
+    assert aborted.code == 0, aborted.stderr
+    watched = await cli("release", "watch", release_id, "--interval", "0.3")
+    assert watched.code == 1
+    assert "aborted" in watched.stdout
+
+    unknown = await cli("release", "status", "release-nope-0.0.0")
+    assert unknown.code == 2 and "unknown release" in unknown.stderr
+    ended = await cli("release", "resume", release_id, "--as", "bob")
+    assert ended.code == 2 and "already ended" in ended.stderr
+
+
+async def test_temporal_unreachable_exits_3(cli: Cli) -> None:
+    result = await cli("release", "list", env={"WARDEN_TEMPORAL_ADDRESS": "127.0.0.1:9"}, timeout=60)
+    assert result.code == 3
+    assert "not reachable" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -26,6 +26,7 @@ from activities.governance import GovernanceActivities
 from activities.notify import NoticeActivities
 from activities.smoke import SmokeActivities
 from warden.audit import AuditStore
+from warden.governance import GovernanceStore
 from warden.settings import Settings
 from workflows import WORKFLOWS
 
@@ -38,12 +39,15 @@ PASSTHROUGH_MODULES = ("warden", "activities", "pydantic", "pydantic_core", "ann
 def build_activities(settings: Settings, stack: AsyncExitStack | None = None) -> list[Any]:
     """Every activity, bound to its clients, from settings alone."""
     store = AuditStore(settings.audit_url)
+    governance = GovernanceActivities(settings.governance_file, GovernanceStore(settings.audit_url))
     flags = FlagActivities(build_backend(settings))
     activities: list[Any] = [
         SmokeActivities().run_smoke_checks,
         AuditActivities(store).record_audit_events,
         NoticeActivities(settings.webhook_urls, store).send_notice,
-        GovernanceActivities(settings.governance_file).resolve_members,
+        governance.resolve_members,
+        governance.governance_status,
+        governance.apply_access_change,
         flags.check_flags,
         flags.snapshot_flags,
         flags.read_flags,

@@ -100,6 +100,7 @@ class ReleaseService:
             options=ReleaseOptions(
                 search_attributes=self.settings.use_search_attributes,
                 flag_backend=self.settings.flag_backend,
+                require_governance=self.settings.env == "production",
             ),
         )
         try:
@@ -118,6 +119,8 @@ class ReleaseService:
                     "owner": plan.owner,
                     "started_by": started_by,
                     "trace_id": release_input.trace_id,
+                    "flags": plan.flags,
+                    "environments": plan.environments(),
                 },
                 static_summary=f"{plan.service} {plan.version}: {' → '.join(s.name for s in plan.stages)}",
             )

@@ -117,6 +117,14 @@ def governance_options() -> dict[str, Any]:
     }
 
 
+def governance_write_options() -> dict[str, Any]:
+    """Applying an approved access change keeps trying: the approval is already on record."""
+    return {
+        "start_to_close_timeout": timedelta(seconds=30),
+        "retry_policy": PERSISTENT_RETRY,
+    }
+
+
 def notice_options() -> dict[str, Any]:
     """Notices are best effort: a few tries, then the release goes on (and says so)."""
     return {

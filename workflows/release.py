@@ -20,12 +20,10 @@ from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.audit import AuditActivities
     from activities.flags import FlagActivities
     from activities.governance import GovernanceActivities
-    from activities.notify import NoticeActivities
+    from warden.models.governance import GovernanceStatus
     from activities.smoke import SmokeActivities
-    from warden.models.audit import AuditBatch, AuditEvent
     from warden.models.common import format_duration
     from warden.models.contract import ContractInput, ContractReport
     from warden.models.flags import (
@@ -71,6 +69,7 @@ with workflow.unsafe.imports_passed_through():
     from warden.models.signoff import Decision, Members, MembersInput, SignoffState
     from warden.models.smoke import SmokeInput
     from workflows import policies
+    from workflows.common import cause, record_audit, send_notice
 
 T = TypeVar("T")
 
@@ -109,6 +108,7 @@ class ReleaseWorkflow:
         self._changed: list[tuple[str, str]] = []  # (environment, flag) in the order first touched
         self._published: tuple[str, str] | None = None
         self._refusals_seen: set[str] = set()
+        self._governance: GovernanceStatus | None = None
         self._status = ReleaseStatus(
             release_id=self._release_id,
             service=plan.service,
@@ -148,6 +148,7 @@ class ReleaseWorkflow:
         self._event("release.started", f"started by {input.started_by}", user=input.started_by)
         try:
             try:
+                await self._prepare_governance()
                 await self._prepare_flags()
                 for stage in self._plan.stages:
                     await self._run_stage(stage)
@@ -164,6 +165,66 @@ class ReleaseWorkflow:
             raise
         await workflow.wait_condition(workflow.all_handlers_finished)
         return result
+
+    async def _governance_status(self, stage: str) -> GovernanceStatus:
+        return await self._gate_activity(
+            "governance",
+            stage,
+            workflow.execute_activity_method(GovernanceActivities.governance_status, **policies.governance_options()),
+        )
+
+    async def _prepare_governance(self) -> None:
+        """Checklist item 4: audit/permission configuration signed off before production is touched."""
+        production = [s for s in self._plan.stages if s.is_production]
+        if not production:
+            return
+        self._set_step("checking the governance file is signed off")
+        governance = await self._governance_status(production[0].name)
+        self._governance = governance
+        if not governance.configured:
+            if self._input.options.require_governance:
+                raise ReleaseStop(
+                    ReleaseState.FAILED,
+                    "no governance file is configured, and production releases need a signed-off one "
+                    "(set WARDEN_GOVERNANCE_FILE)",
+                    "governance",
+                    production[0].name,
+                )
+            return
+        if governance.signoff is None:
+            reason = (
+                f"governance file version {governance.version} is not signed off by committee "
+                f"{governance.access_committee}; request it with `warden governance signoff --reason ...`"
+            )
+            for stage in production:
+                self._item(stage.name, ChecklistKey.SIGNOFF, ItemStatus.FAILED, reason)
+            raise ReleaseStop(ReleaseState.FAILED, reason, "governance", production[0].name)
+        await self._audit("governance.checked", "signed-off", details={
+            "version": governance.version, "digest": governance.digest,
+            "approvedBy": governance.signoff.approved_by,
+        })
+
+    async def _recheck_governance(self, stage: Stage) -> None:
+        """The file may have changed while earlier stages ran; a new version needs its own sign-off."""
+        if self._governance is None or not self._governance.configured:
+            return
+        while True:
+            current = await self._governance_status(stage.name)
+            if current.signoff is not None:
+                self._governance = current
+                return
+            await self._auto_pause(
+                f"governance file changed to version {current.version} and is not signed off; "
+                "sign it off (`warden governance signoff`) and resume"
+            )
+
+    def _governance_evidence(self) -> str:
+        governance = self._governance
+        if governance is None or not governance.configured or governance.signoff is None:
+            return ""
+        return (
+            f"governance file {governance.version} signed off by {', '.join(governance.signoff.approved_by)}"
+        )
 
     async def _prepare_flags(self) -> None:
         """Checklist items 2 and 5, before the first change: flags exist, state captured and read back."""
@@ -242,6 +303,8 @@ class ReleaseWorkflow:
     async def _run_stage(self, stage: Stage) -> None:
         status = self._stage(stage.name)
         await self._checkpoint(f"starting stage {stage.name}")
+        if stage.is_production:
+            await self._recheck_governance(stage)
         status.state = StageState.RUNNING
         status.started_at = workflow.now()
         self._status.current_stage = stage.name
@@ -531,8 +594,12 @@ class ReleaseWorkflow:
 
     async def _signoff_gate(self, stage: Stage, status: StageStatus) -> None:
         spec = stage.signoff
+        governance = self._governance_evidence() if stage.is_production else ""
         if spec is None:
-            self._item(stage.name, ChecklistKey.SIGNOFF, ItemStatus.NOT_APPLICABLE, "no sign-off required")
+            if governance:
+                self._item(stage.name, ChecklistKey.SIGNOFF, ItemStatus.PASSED, governance)
+            else:
+                self._item(stage.name, ChecklistKey.SIGNOFF, ItemStatus.NOT_APPLICABLE, "no sign-off required")
             return
         await self._checkpoint(f"sign-off of {stage.name}")
         if spec.committee:
@@ -612,8 +679,9 @@ class ReleaseWorkflow:
         self._publish()
         names = ", ".join(d.user for d in gate.approvals)
         if outcome == "approved":
+            evidence = f"approved by {names} ({len(gate.approvals)}/{spec.quorum})"
             self._item(stage.name, ChecklistKey.SIGNOFF, ItemStatus.PASSED,
-                       f"approved by {names} ({len(gate.approvals)}/{spec.quorum})")
+                       f"{evidence}; {governance}" if governance else evidence)
             await self._audit("signoff.approved", "approved", stage=stage.name,
                               details={"approvers": [d.user for d in gate.approvals]})
             self._event("signoff.approved", f"sign-off of {stage.name} complete: {names}", stage=stage.name)
@@ -699,7 +767,7 @@ class ReleaseWorkflow:
                     break
                 problem = "read-back differs for " + ", ".join(report.mismatches)
             except ActivityError as exc:
-                problem = _cause(exc)
+                problem = cause(exc)
             record.state = "retrying"
             self._set_step(f"rollback cannot complete yet ({problem}); retrying")
             if not alerted:
@@ -836,7 +904,7 @@ class ReleaseWorkflow:
         try:
             return await awaitable
         except ActivityError as exc:
-            raise ReleaseStop(ReleaseState.FAILED, f"{gate} gate error: {_cause(exc)}", gate, stage) from None
+            raise ReleaseStop(ReleaseState.FAILED, f"{gate} gate error: {cause(exc)}", gate, stage) from None
 
     # -- updates and queries -----------------------------------------------------------------
 
@@ -1068,20 +1136,14 @@ class ReleaseWorkflow:
         entity: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        event = AuditEvent(
-            eventId=str(workflow.uuid4()),  # deterministic: a replay or retry reuses it
-            userId=user or "warden",
-            action=action,
+        await record_audit(
+            action,
+            result,
+            user=user or "warden",
             entity=entity or (f"release:{self._release_id}/{stage}" if stage else f"release:{self._release_id}"),
-            result=result,
-            timestamp=workflow.now(),
-            releaseId=self._release_id,
-            traceId=self._input.trace_id,
-            source="workflow",
-            details=details or {},
-        )
-        await workflow.execute_local_activity_method(
-            AuditActivities.record_audit_events, AuditBatch(events=[event]), **policies.audit_options()
+            release_id=self._release_id,
+            trace_id=self._input.trace_id,
+            details=details,
         )
 
     async def _notify(
@@ -1104,17 +1166,7 @@ class ReleaseWorkflow:
             stage=stage,
             trace_id=self._input.trace_id,
         )
-        try:
-            await workflow.execute_activity_method(
-                NoticeActivities.send_notice, notice, **policies.notice_options()
-            )
-        except ActivityError as exc:
+        problem = await send_notice(notice)
+        if problem:
             # A notice that cannot be delivered must not block a rollback or a gate; it is recorded.
-            self._event("notice.failed", f"notice '{title}' not delivered: {_cause(exc)}", stage=stage)
-
-
-def _cause(exc: ActivityError) -> str:
-    cause = exc.cause
-    while cause is not None and isinstance(cause, ActivityError):
-        cause = cause.cause
-    return str(cause.message if isinstance(cause, ApplicationError) else cause or exc)
+            self._event("notice.failed", f"notice '{title}' not delivered: {problem}", stage=stage)

@@ -1,4 +1,4 @@
-"""Optional command groups."""
+"""Command groups registered beside plan/release/server."""
 
 from __future__ import annotations
 
@@ -6,4 +6,6 @@ import click
 
 
 def commands() -> list[click.Command]:
-    return []
+    from warden.cli.ops import access, audit, flags, governance, token
+
+    return [flags, access, governance, token, audit]

@@ -132,3 +132,29 @@ class RestoreInput(Record):
     environments: list[str]
     reason: str
     trace_id: str
+
+
+class FlagOperation(StrictModel):
+    """Input of FlagChangeWorkflow: the operator's kill switch (`warden flags disable|enable|set`)."""
+
+    flag: str = Field(pattern=FLAG_KEY_PATTERN)
+    environment: str = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9\-]{0,62}$")
+    percent: int = Field(ge=0, le=100)
+    user: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=2000)
+    trace_id: str = ""
+    dev_identity: bool = False
+
+
+class FlagOperationResult(Record):
+    flag: str
+    environment: str
+    percent: int
+    changed: bool
+    before: FlagState | None = None
+    after: FlagState | None = None
+
+
+class FlagReadRequest(StrictModel):
+    environments: list[str] = Field(min_length=1)
+    flags: list[str] = Field(default_factory=list)

@@ -130,3 +130,56 @@ class AccessChangeRequest(StrictModel):
         if self.kind in ("grant", "revoke") and (not self.user or not self.role):
             raise ValueError("an access change needs --user and --role")
         return self
+
+
+class GovernanceStatus(Record):
+    """The governance file as the worker sees it, and whether its version is signed off."""
+
+    configured: bool
+    version: str | None = None
+    digest: str | None = None
+    access_committee: str | None = None
+    members: list[str] = Field(default_factory=list)
+    quorum: int = 1
+    signoff: ConfigSignoff | None = None
+    users: list[str] = Field(default_factory=list)
+
+
+class AccessDecision(StrictModel):
+    """Body of AccessChangeWorkflow's `approve` and `reject` updates."""
+
+    user: str = Field(pattern=USER_PATTERN)
+    comment: str = Field(default="", max_length=2000)
+    dev_identity: bool = False
+
+
+class AccessChangeStatus(Record):
+    change_id: str
+    kind: str
+    user: str | None = None
+    role: str | None = None
+    reason: str
+    requested_by: str
+    requested_at: datetime
+    state: Literal["waiting", "approved", "applied", "rejected", "expired"] = "waiting"
+    committee: str | None = None
+    members: list[str] = Field(default_factory=list)
+    quorum: int = 1
+    approvals: list[str] = Field(default_factory=list)
+    rejections: list[str] = Field(default_factory=list)
+    deadline_at: datetime | None = None
+    version: str | None = None
+    digest: str | None = None
+    message: str = ""
+
+
+class ApplyAccessInput(Record):
+    change_id: str
+    kind: Literal["grant", "revoke", "config-signoff"]
+    user: str | None = None
+    role: str | None = None
+    reason: str
+    requested_by: str
+    approved_by: list[str]
+    version: str | None = None
+    digest: str | None = None

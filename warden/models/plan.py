@@ -21,6 +21,8 @@ from warden.models.smoke import SmokeCheck
 NAME_PATTERN = r"^[a-z0-9][a-z0-9\-]{0,62}$"
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.\-_+]{0,63}$"
 DEFAULT_STAGE_ORDER = ("dev", "staging", "pilot", "production")
+#: Stages in these environments start only when the governance file's version is signed off.
+PRODUCTION_ENVIRONMENTS = frozenset({"production", "prod"})
 
 
 class Contact(StrictModel):
@@ -90,6 +92,10 @@ class Stage(StrictModel):
     @property
     def env(self) -> str:
         return self.environment or self.name
+
+    @property
+    def is_production(self) -> bool:
+        return self.env in PRODUCTION_ENVIRONMENTS
 
     def guard_checks(self) -> list[MetricCheck]:
         return [c for c in self.checks if "guard" in c.phases]

@@ -21,8 +21,7 @@ class ReleaseOptions(Record):
 
     search_attributes: bool = False
     flag_backend: str = "flagd-file"
-    audit_gap_protection: bool = True
-    status_poll_interval_s: float = 1.0
+    require_governance: bool = False
 
 
 class ReleaseInput(Record):

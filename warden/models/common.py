@@ -36,6 +36,8 @@ def parse_duration(value: Any) -> Any:
         seconds = float(value)
     elif isinstance(value, str):
         text = value.strip()
+        if text.startswith("-"):
+            raise ValueError("a duration cannot be negative")
         if _ISO_RE.match(text):
             return text  # pydantic parses ISO 8601 itself
         if not _DURATION_RE.match(text):

@@ -200,6 +200,8 @@ def format_validation_error(exc: ValidationError, data: Any = None) -> list[str]
     lines = []
     for err in exc.errors(include_url=False):
         parts = [str(p) for p in err["loc"] if not str(p).startswith("function-")]
+        if err["type"] == "value_error" and not parts and "duplicate stage" in err["msg"]:
+            parts = ["stages"]
         if len(parts) >= 2 and parts[0] == "stages" and parts[1].isdigit():
             index = int(parts[1])
             if index < len(stage_names) and isinstance(stage_names[index], str):

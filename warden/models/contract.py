@@ -19,9 +19,11 @@ CONTRACT_CHECKS = (
     "positive_data_acceptance",
     "missing_required_header",
     "unsupported_method",
+    "allow_header_conformance",
     "use_after_free",
     "ensure_resource_availability",
     "ignored_auth",
+    "object_level_authorization",
 )
 
 

@@ -1,0 +1,358 @@
+"""Contract gate, part 2: what a schemathesis run found, as a report people and CI can read.
+
+`RunCollector` folds the engine's events into per-operation results; `write_reports` writes the
+full JSON report and a JUnit XML file (one test case per operation, one failure per check).
+The report that goes back into workflow history is capped; the files on disk are complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+from schemathesis.engine import Status, StopReason, events
+
+from warden.models.contract import ContractFailure, ContractReport
+
+#: Failures kept in the report returned to the workflow; the files on disk keep them all.
+HISTORY_FAILURE_CAP = 50
+#: Errors kept in the returned report.
+HISTORY_ERROR_CAP = 20
+MESSAGE_LIMIT = 2000
+RUN_LABEL = "(run)"
+
+
+@dataclass
+class OperationResult:
+    label: str
+    test_cases: int = 0
+    elapsed_s: float = 0.0
+    tested: bool = False
+    #: Responses by status class: an operation that only ever answered 401/403 was not really tested.
+    auth_refusals: int = 0
+    successes: int = 0
+    responses: int = 0
+    skip_reasons: set[str] = field(default_factory=set)
+    failures: list[ContractFailure] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        if self.failures:
+            return "failed"
+        if self.errors:
+            return "errored"
+        if self.tested:
+            return "passed"
+        return "skipped"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "operation": self.label,
+            "status": self.status,
+            "test_cases": self.test_cases,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "failures": len(self.failures),
+            "errors": self.errors,
+            "skip_reasons": sorted(self.skip_reasons),
+        }
+
+
+class RunCollector:
+    """Folds engine events into results. Call `add` for every event, in order, from one thread."""
+
+    def __init__(self, operation_labels: list[str], redact: Callable[[str], str]) -> None:
+        self.operations: dict[str, OperationResult] = {
+            label: OperationResult(label) for label in operation_labels
+        }
+        self.redact = redact
+        self.failures: list[ContractFailure] = []
+        self.run_errors: list[str] = []
+        self._seen: dict[tuple[str, str, Any], ContractFailure] = {}
+        self._errored_scenarios: set[str] = set()
+        self.test_cases = 0
+        self.scenarios_finished = 0
+        self.phase: str | None = None
+        self.stop_reason: StopReason | None = None
+        self.finished = False
+
+    def _operation(self, label: str) -> OperationResult:
+        if label not in self.operations:
+            self.operations[label] = OperationResult(label)
+        return self.operations[label]
+
+    def add(self, event: events.EngineEvent) -> None:
+        if isinstance(event, events.PhaseStarted):
+            self.phase = event.phase.name.value
+        elif isinstance(event, events.ScenarioFinished):
+            self._scenario(event)
+        elif isinstance(event, events.NonFatalError):
+            text = f"{event.info.title}: {event.info.message}".strip()
+            message = self.redact(text)[:MESSAGE_LIMIT]
+            if event.related_to_operation and event.label:
+                self._operation(event.label).errors.append(message)
+            else:
+                self.run_errors.append(f"{event.label}: {message}" if event.label else message)
+        elif isinstance(event, events.FatalError):
+            self.run_errors.append(
+                self.redact(
+                    f"schemathesis stopped: {type(event.exception).__name__}: {event.exception}"
+                )
+            )
+        elif isinstance(event, events.EngineFinished):
+            self.finished = True
+            self.stop_reason = event.stop_reason
+            for failure in event.failures:
+                self._record(RUN_LABEL, type(failure).__name__, failure, None, "")
+
+    def _scenario(self, event: events.ScenarioFinished) -> None:
+        if not event.is_test_scenario:
+            return
+        self.scenarios_finished += 1
+        recorder = event.recorder
+        if event.status == Status.SKIP and event.label:
+            result = self._operation(event.label)
+            if event.skip_reason:
+                result.skip_reasons.add(event.skip_reason)
+            return
+        self.test_cases += len(recorder.cases)
+        for case_id, node in recorder.cases.items():
+            label = node.value.operation.label
+            result = self._operation(label)
+            result.test_cases += 1
+            interaction = recorder.interactions.get(case_id)
+            response = interaction.response if interaction is not None else None
+            if response is not None:
+                result.tested = True
+                result.elapsed_s += response.elapsed
+                result.responses += 1
+                result.auth_refusals += response.status_code in (401, 403)
+                result.successes += 200 <= response.status_code < 300
+            for check in recorder.checks.get(case_id, []):
+                info = check.failure_info
+                if info is None:
+                    continue
+                self._record(
+                    label,
+                    check.name,
+                    info.failure,
+                    response.status_code if response else None,
+                    info.code_sample,
+                )
+        if event.status == Status.ERROR and event.label:
+            self._errored_scenarios.add(event.label)
+
+    def finish(self) -> None:
+        """After the last event: an operation whose scenario errored without saying why gets a reason."""
+        for label in self._errored_scenarios:
+            result = self._operation(label)
+            if not result.failures and not result.errors:
+                result.errors.append("schemathesis reported an error on this operation")
+
+    def _record(
+        self, label: str, check: str, failure: Any, status_code: int | None, curl: str
+    ) -> None:
+        title = getattr(failure, "title", "") or type(failure).__name__
+        message = getattr(failure, "message", "") or ""
+        text = self.redact(f"{title}: {message}".strip().rstrip(":"))[:MESSAGE_LIMIT]
+        curl = self.redact(curl)
+        # Schemathesis failures compare by kind and operation, so repeats of one problem collapse;
+        # the shortest reproduction of each is kept (shrinking finds it last, coverage first).
+        key = (label, check, failure)
+        known = self._seen.get(key)
+        if known is not None:
+            if curl and len(curl) < len(known.curl):
+                known.curl, known.message, known.status_code = curl, text, status_code
+            return
+        record = ContractFailure(
+            operation=label, check=check, message=text, status_code=status_code, curl=curl
+        )
+        self._seen[key] = record
+        self.failures.append(record)
+        self._operation(label).failures.append(record)
+
+    # -- summary -----------------------------------------------------------------------------
+
+    def progress(self) -> dict[str, Any]:
+        """Heartbeat details: small, and enough to see a run move."""
+        return {
+            "phase": self.phase,
+            "scenarios": self.scenarios_finished,
+            "test_cases": self.test_cases,
+            "operations_tested": sum(1 for r in self.operations.values() if r.tested),
+            "failures": len(self.failures),
+        }
+
+    def locked_out(self) -> list[str]:
+        """Operations that never answered 2xx and mostly answered 401/403: the run was not let in."""
+        return sorted(
+            r.label
+            for r in self.operations.values()
+            if r.responses and not r.successes and r.auth_refusals * 2 >= r.responses
+        )
+
+    def counts(self) -> tuple[int, int, int, int]:
+        """(total, tested, errored, skipped) over the selected operations."""
+        results = [r for label, r in self.operations.items() if label != RUN_LABEL]
+        tested = sum(1 for r in results if r.tested)
+        errored = sum(1 for r in results if r.errors and not r.tested)
+        skipped = len(results) - tested - errored
+        return len(results), tested, errored, skipped
+
+
+def capped(report: ContractReport) -> ContractReport:
+    """The report as it goes into workflow history: at most `HISTORY_FAILURE_CAP` failures."""
+    return report.model_copy(
+        update={
+            "failures": report.failures[:HISTORY_FAILURE_CAP],
+            "errors": report.errors[:HISTORY_ERROR_CAP],
+        }
+    )
+
+
+def report_paths(artifacts_dir: Path, release_id: str, stage: str) -> tuple[Path, Path]:
+    directory = artifacts_dir / _safe(release_id) / _safe(stage)
+    return directory / "contract.json", directory / "contract.junit.xml"
+
+
+def write_reports(
+    report: ContractReport,
+    collector: RunCollector,
+    *,
+    json_path: Path,
+    junit_path: Path,
+    context: dict[str, Any],
+) -> None:
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        **context,
+        **report.model_dump(mode="json"),
+        "operations": [
+            r.as_dict() for r in sorted(collector.operations.values(), key=lambda r: r.label)
+        ],
+    }
+    _write_atomic(json_path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    _write_atomic(
+        junit_path,
+        render_junit(
+            report, collector, suite=f"contract.{context.get('release_id')}.{context.get('stage')}"
+        ),
+    )
+
+
+def render_junit(report: ContractReport, collector: RunCollector, *, suite: str) -> str:
+    """One test case per operation; a failure element per failing check, with its curl command."""
+    results = sorted(
+        (r for r in collector.operations.values() if r.label != RUN_LABEL), key=lambda r: r.label
+    )
+    run_problems = list(report.errors)
+    if RUN_LABEL in collector.operations:  # checks over the whole run rather than one operation
+        run_problems += [
+            f"{f.check}: {f.message}" for f in collector.operations[RUN_LABEL].failures
+        ]
+    if report.timed_out:
+        run_problems.insert(0, "the time budget ran out before every operation was tested")
+    failures = sum(1 for r in results if r.failures)
+    errors = sum(1 for r in results if r.errors and not r.failures)
+    skipped = sum(1 for r in results if r.status == "skipped")
+    tests = len(results)
+    if run_problems:
+        tests += 1
+        errors += 1
+    counts = {
+        "tests": str(tests),
+        "failures": str(failures),
+        "errors": str(errors),
+        "skipped": str(skipped),
+    }
+    time_s = f"{report.duration_s:.3f}"
+    root = ElementTree.Element(
+        "testsuites", {"name": "release-warden contract gate", **counts, "time": time_s}
+    )
+    testsuite = ElementTree.SubElement(
+        root, "testsuite", {"name": suite, "hostname": platform.node(), **counts, "time": time_s}
+    )
+    properties = ElementTree.SubElement(testsuite, "properties")
+    for name, value in (
+        ("spec", report.spec),
+        ("base_url", report.base_url),
+        ("seed", "" if report.seed is None else str(report.seed)),
+        ("test_cases", str(report.test_cases)),
+        ("timed_out", str(report.timed_out).lower()),
+    ):
+        ElementTree.SubElement(properties, "property", {"name": name, "value": value})
+    classname = suite
+    for result in results:
+        case = ElementTree.SubElement(
+            testsuite,
+            "testcase",
+            {"classname": classname, "name": result.label, "time": f"{result.elapsed_s:.3f}"},
+        )
+        for failure in result.failures:
+            element = ElementTree.SubElement(
+                case,
+                "failure",
+                {"type": failure.check, "message": _clean(failure.message.splitlines()[0])},
+            )
+            lines = [failure.message]
+            if failure.status_code is not None:
+                lines.append(f"HTTP status: {failure.status_code}")
+            if failure.curl:
+                lines.append(f"Reproduce with:\n    {failure.curl}")
+            element.text = _clean("\n\n".join(lines))
+        if result.errors and not result.failures:
+            element = ElementTree.SubElement(
+                case, "error", {"type": "error", "message": _clean(result.errors[0][:200])}
+            )
+            element.text = _clean("\n".join(result.errors))
+        if result.status == "skipped":
+            reason = "; ".join(sorted(result.skip_reasons)) or "not tested"
+            ElementTree.SubElement(case, "skipped", {"message": _clean(reason)})
+    if run_problems:
+        case = ElementTree.SubElement(
+            testsuite, "testcase", {"classname": classname, "name": RUN_LABEL, "time": "0"}
+        )
+        element = ElementTree.SubElement(
+            case, "error", {"type": "run", "message": _clean(run_problems[0][:200])}
+        )
+        element.text = _clean("\n".join(run_problems))
+    ElementTree.indent(root)
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        + ElementTree.tostring(root, encoding="unicode")
+        + "\n"
+    )
+
+
+def _clean(text: str) -> str:
+    # XML 1.0 cannot carry most control characters, and fuzzed payloads are full of them.
+    return "".join(
+        c
+        if c in "\t\n\r"
+        or (ord(c) >= 0x20 and not 0xD800 <= ord(c) <= 0xDFFF and c not in "\ufffe\uffff")
+        else f"\\x{ord(c):02x}"
+        for c in text
+    )
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "_"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)  # CI jobs and dashboards read the reports
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

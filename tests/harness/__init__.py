@@ -1,0 +1,1 @@
+"""Launchers for real components the tests run against (Prometheus)."""

@@ -3,4 +3,11 @@
 from activities.flags.activities import FlagActivities, build_backend
 from activities.flags.backend import FlagBackend, FlagBackendError, FlagConfigError, FlagNotFound
 
-__all__ = ["FlagActivities", "FlagBackend", "FlagBackendError", "FlagConfigError", "FlagNotFound", "build_backend"]
+__all__ = [
+    "FlagActivities",
+    "FlagBackend",
+    "FlagBackendError",
+    "FlagConfigError",
+    "FlagNotFound",
+    "build_backend",
+]

@@ -68,7 +68,8 @@ class FlagActivities:
             second = await self._read(env, input.flags)
             if digest(first) != digest(second):
                 raise ApplicationError(
-                    f"flags in {env} changed while the snapshot was taken; retrying", type="SnapshotUnstable"
+                    f"flags in {env} changed while the snapshot was taken; retrying",
+                    type="SnapshotUnstable",
                 )
             snapshots.append(
                 FlagSnapshot(

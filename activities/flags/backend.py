@@ -49,7 +49,10 @@ class FlagBackend(ABC):
 
 def digest(states: Iterable[FlagState]) -> str:
     canonical = json.dumps(
-        [[s.flag, s.environment, s.exists, s.definition] for s in sorted(states, key=lambda s: s.flag)],
+        [
+            [s.flag, s.environment, s.exists, s.definition]
+            for s in sorted(states, key=lambda s: s.flag)
+        ],
         sort_keys=True,
         separators=(",", ":"),
     )

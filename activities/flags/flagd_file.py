@@ -31,7 +31,11 @@ def flag_file(directory: Path, environment: str) -> Path:
 
 def boolean_flag(percent: int = 0, *, state: str = "ENABLED") -> dict[str, Any]:
     """A new boolean flag definition with on/off variants at `percent`."""
-    definition: dict[str, Any] = {"state": state, "variants": {"on": True, "off": False}, "defaultVariant": "off"}
+    definition: dict[str, Any] = {
+        "state": state,
+        "variants": {"on": True, "off": False},
+        "defaultVariant": "off",
+    }
     return apply_percent(definition, percent, "new flag")
 
 
@@ -73,8 +77,19 @@ def apply_percent(definition: dict[str, Any], percent: int, flag: str) -> dict[s
         updated.pop("targeting", None)
     else:
         updated["defaultVariant"] = off
-        updated["targeting"] = {"fractional": [[on, percent], [off, 100 - percent]]}
+        buckets = [[on, percent], [off, 100 - percent]]
+        updated["targeting"] = {"fractional": _bucketing(definition) + buckets}
     return updated
+
+
+def _bucketing(definition: dict[str, Any]) -> list[Any]:
+    """A fractional rule's own bucketing expression (e.g. by customer id), kept from step to step."""
+    targeting = definition.get("targeting")
+    if isinstance(targeting, dict) and list(targeting) == ["fractional"]:
+        fractions = targeting["fractional"]
+        if isinstance(fractions, list) and fractions and not isinstance(fractions[0], list):
+            return [copy.deepcopy(fractions[0])]
+    return []
 
 
 class FlagdFileBackend(FlagBackend):

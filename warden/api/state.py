@@ -1,0 +1,137 @@
+"""What one API instance holds: settings, metrics, stores, the authenticator and its Temporal client."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+from temporalio.client import Client
+
+from warden.api.auth import Authenticator
+from warden.api.metrics import ApiMetrics
+from warden.audit import AuditStore
+from warden.governance import GovernanceStore
+from warden.models.audit import AuditEvent
+from warden.releases import NoWorker, ReleaseService
+from warden.settings import Settings
+
+log = logging.getLogger("warden.api")
+
+
+class TemporalLink:
+    """The Temporal client: the one given, or connected on first need (and again after a failure)."""
+
+    def __init__(self, settings: Settings, client: Client | None) -> None:
+        self.settings = settings
+        self._client = client
+        self._lock = asyncio.Lock()
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    async def client(self) -> Client:
+        if self._client is not None:
+            return self._client
+        async with self._lock:
+            if self._client is None:
+                from warden.background import ensure_worker
+                from warden.client import connect
+
+                client = await connect(self.settings)
+                try:
+                    # One machine: like the CLI, start a background worker when none polls.
+                    await ensure_worker(client, self.settings)
+                except RuntimeError as exc:
+                    raise NoWorker(str(exc)) from None
+                self._client = client
+            return self._client
+
+    async def health(self) -> str:
+        if self._client is None:
+            return "not connected"
+        try:
+            await asyncio.wait_for(self._client.service_client.check_health(), timeout=3)
+        except Exception as exc:  # health reports any failure, it never raises
+            return f"unreachable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        return "ok"
+
+
+class ApiState:
+    """Stores open on first use: the API starts (and answers /healthz) while its database is down."""
+
+    def __init__(self, settings: Settings, client: Client | None = None) -> None:
+        self.settings = settings
+        self.metrics = ApiMetrics()
+        self.auth = Authenticator(settings, self._governance_store)
+        self.temporal = TemporalLink(settings, client)
+        self._lock = threading.Lock()
+        self._audit: AuditStore | None = None
+        self._grants: GovernanceStore | None = None
+
+    @property
+    def audit(self) -> AuditStore:
+        with self._lock:
+            if self._audit is None:
+                self._audit = AuditStore(self.settings.audit_url)
+            return self._audit
+
+    def _governance_store(self) -> GovernanceStore:
+        with self._lock:
+            if self._grants is None:
+                self._grants = GovernanceStore(self.settings.audit_url)
+            return self._grants
+
+    async def releases(self) -> ReleaseService:
+        return ReleaseService(await self.temporal.client(), self.settings)
+
+    async def record(
+        self,
+        request: Request,
+        action: str,
+        result: str,
+        *,
+        user: str,
+        entity: str | None = None,
+        release_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> AuditEvent:
+        """One audit event written by the API (source `api`) with the request's ids.
+
+        A row that cannot be written is logged, not raised: the action it records has happened
+        (or the refusal stands) either way."""
+        route = getattr(request.scope.get("route"), "path", request.url.path)
+        event = AuditEvent(
+            eventId=str(uuid.uuid4()),
+            userId=user,
+            action=action,
+            entity=entity or f"api:{request.method} {route}",
+            result=result,
+            timestamp=datetime.now(UTC),
+            releaseId=release_id,
+            traceId=getattr(request.state, "trace_id", None),
+            source="api",
+            details={"requestId": getattr(request.state, "request_id", None), **(details or {})},
+        )
+        try:
+            await run_in_threadpool(lambda: self.audit.write([event]))
+        except SQLAlchemyError as exc:
+            log.error("audit event %s (%s) not written: %s", action, event.eventId, exc)
+        return event
+
+    def close(self) -> None:
+        for store in (self._audit, self._grants):
+            if store is not None:
+                store.close()
+
+
+def api_state(request: Request) -> ApiState:
+    state: ApiState = request.app.state.warden
+    return state

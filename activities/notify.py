@@ -29,7 +29,9 @@ def render(notice: Notice, fmt: str) -> dict[str, Any]:
     icon = {"info": "ℹ️", "warning": "⚠️", "critical": "🚨"}[notice.severity]
     lines = [f"{icon} {notice.title}", notice.text]
     if notice.release_id:
-        lines.append(f"release: {notice.release_id}" + (f" · stage: {notice.stage}" if notice.stage else ""))
+        lines.append(
+            f"release: {notice.release_id}" + (f" · stage: {notice.stage}" if notice.stage else "")
+        )
     if notice.audience:
         lines.append("for: " + ", ".join(notice.audience))
     if notice.trace_id:
@@ -50,7 +52,9 @@ def target_id(url: str) -> str:
 
 
 class NoticeActivities:
-    def __init__(self, targets: list[str], store: AuditStore, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self, targets: list[str], store: AuditStore, http: httpx.AsyncClient | None = None
+    ) -> None:
         self._targets = [parse_target(t) for t in targets]
         self._store = store
         self._http = http or new_client()
@@ -58,7 +62,9 @@ class NoticeActivities:
     @activity.defn(name="send_notice")
     async def send_notice(self, notice: Notice) -> NoticeResult:
         if not self._targets:
-            activity.logger.info("notice (no webhook configured): %s: %s", notice.title, notice.text)
+            activity.logger.info(
+                "notice (no webhook configured): %s: %s", notice.title, notice.text
+            )
             return NoticeResult(skipped=True)
         delivered, failed = 0, []
         for fmt, url in self._targets:

@@ -48,7 +48,9 @@ class SmokeActivities:
         elapsed = round((time.perf_counter() - started) * 1000, 1)
         error = None
         if response.status_code not in check.expect_status:
-            error = f"HTTP {response.status_code}, expected {', '.join(map(str, check.expect_status))}"
+            error = (
+                f"HTTP {response.status_code}, expected {', '.join(map(str, check.expect_status))}"
+            )
         elif check.contains is not None and check.contains not in response.text:
             error = f"body does not contain {check.contains!r}"
         return SmokeResult(

@@ -24,7 +24,7 @@ class RecordingServer:
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                headers = {k: v for k, v in self.headers.items()}
+                headers = dict(self.headers.items())
                 outer.requests.append({"method": self.command, "path": self.path, "body": body, "headers": headers})
                 status, out_headers, out = outer.handler(self.command, self.path, body, headers)
                 self.send_response(status)

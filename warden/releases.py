@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -19,6 +20,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from warden.models.common import short_repr
 from warden.models.plan import ReleasePlan
 from warden.models.release import (
     AbortRequest,
@@ -37,6 +39,8 @@ from warden.settings import Settings
 from workflows.release import ReleaseWorkflow
 
 QUERY_TIMEOUT = timedelta(seconds=15)
+#: Trace ids travel in X-Trace-Id headers and audit rows: printable ASCII, no spaces (as the API's).
+TRACE_ID_PATTERN = re.compile(r"[!-~]{1,200}")
 
 
 class WardenError(Exception):
@@ -73,6 +77,14 @@ def new_trace_id() -> str:
     return uuid.uuid4().hex
 
 
+def check_trace_id(trace_id: str | None) -> str | None:
+    if trace_id is not None and not TRACE_ID_PATTERN.fullmatch(trace_id):
+        raise WardenError(
+            f"trace id {short_repr(trace_id)} is not usable: 1-200 printable ASCII characters, no spaces"
+        )
+    return trace_id
+
+
 class ReleaseService:
     def __init__(self, client: Client, settings: Settings) -> None:
         self.client = client
@@ -91,6 +103,7 @@ class ReleaseService:
         rerun: bool = False,
     ) -> WorkflowHandle[ReleaseWorkflow, ReleaseResult]:
         release_id = plan.release_id
+        check_trace_id(trace_id)
         release_input = ReleaseInput(
             plan=plan,
             started_by=started_by,
@@ -160,11 +173,14 @@ class ReleaseService:
             raise WardenError(f"status of {release_id} could not be read: {exc.message}") from None
 
     async def _describe(self, release_id: str) -> Any:
+        unknown = UnknownRelease(f"unknown release {short_repr(release_id, 120)} (see `warden release list`)")
+        if not release_id.strip():
+            raise unknown  # Temporal refuses an empty workflow id outright
         try:
             return await self.handle(release_id).describe()
         except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                raise UnknownRelease(f"unknown release {release_id!r} (see `warden release list`)") from None
+            if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+                raise unknown from None
             raise
 
     async def result(self, release_id: str) -> ReleaseResult:
@@ -245,7 +261,7 @@ class ReleaseService:
             refusal_id=uuid.uuid4().hex,
             request=name,
             user=request.user,
-            reason=reason,
+            reason=reason if len(reason) <= 2000 else reason[:1997] + "...",
             stage=stage,
             dev_identity=request.dev_identity,
             request_id=request.request_id,

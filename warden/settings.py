@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 
 def _default_state_dir() -> Path:
@@ -59,6 +58,14 @@ class Settings(BaseSettings):
     unleash_url: str | None = None
     unleash_token: SecretStr | None = None
     unleash_project: str = "default"
+    unleash_environments: str = Field(
+        default="dev=development,staging=development,pilot=production,production=production",
+        description="Comma-separated stage environment=Unleash environment pairs (docs/flag-backends.md).",
+    )
+    unleash_stage_field: str = Field(
+        default="stage",
+        description="Unleash context field whose value is the stage environment; Release Warden's strategies are constrained on it.",
+    )
     prometheus_url: str | None = None
     prometheus_token: SecretStr | None = None
     prometheus_username: str | None = None

@@ -22,7 +22,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.flags import FlagActivities
     from activities.governance import GovernanceActivities
-    from warden.models.governance import GovernanceStatus
     from activities.smoke import SmokeActivities
     from warden.models.common import format_duration
     from warden.models.contract import ContractInput, ContractReport
@@ -36,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         RestoreInput,
         RestoreReport,
     )
+    from warden.models.governance import GovernanceStatus
     from warden.models.metrics import (
         CheckAction,
         ChecksInput,
@@ -56,11 +56,11 @@ with workflow.unsafe.imports_passed_through():
         DecisionOutcome,
         DecisionRequest,
         ItemStatus,
+        RefusalRecord,
         ReleaseInput,
         ReleaseResult,
         ReleaseState,
         ReleaseStatus,
-        RefusalRecord,
         RollbackRecord,
         StageState,
         StageStatus,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import plan_dict
 from warden.models.common import format_duration, parse_duration
 from warden.models.plan import PlanError, load_plan, parse_plan
-from tests.helpers import plan_dict
 
 
 @pytest.mark.parametrize(

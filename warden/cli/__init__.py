@@ -11,13 +11,16 @@ import os
 import sys
 
 import click
+from pydantic import ValidationError
+from temporalio.client import WorkflowQueryFailedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from warden.cli.common import EXIT_INVALID, EXIT_UNAVAILABLE
 from warden.cli.plan import plan
 from warden.cli.release import release
 from warden.cli.server import demo, server, worker
 from warden.client import TemporalUnavailable
-from warden.models.plan import PlanError
+from warden.models.plan import PlanError, format_validation_error
 from warden.releases import WardenError
 
 
@@ -63,6 +66,9 @@ def run_cli(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("warden: interrupted", err=True)
         code = 130
+    except _NoArgsIsHelp as exc:  # `warden release` alone: its help, folded into one line, says too much
+        path = exc.ctx.command_path if exc.ctx else "warden"
+        code = _report(f"missing command: {path} COMMAND (see `{path} --help`)", EXIT_INVALID)
     except click.ClickException as exc:  # usage errors, bad parameters
         code = _report(exc.format_message().replace("\n", " "), EXIT_INVALID)
     except PlanError as exc:
@@ -73,12 +79,31 @@ def run_cli(argv: list[str] | None = None) -> int:
         code = _report(str(exc), EXIT_UNAVAILABLE)
     except WardenError as exc:
         code = _report(str(exc), exc.exit_code)
+    except ValidationError as exc:  # a request model refused a value the command did not check first
+        code = _report("; ".join(format_validation_error(exc)), EXIT_INVALID)
+    except RPCError as exc:
+        unavailable = exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
+        code = _report(
+            f"Temporal refused the request: {exc.message}", EXIT_UNAVAILABLE if unavailable else EXIT_INVALID
+        )
+    except WorkflowQueryFailedError as exc:
+        code = _report(f"the query failed: {exc.message}", EXIT_INVALID)
+    except OSError as exc:  # a file named on the command line cannot be read or written
+        code = _report(str(exc), EXIT_INVALID)
     except KeyboardInterrupt:
         click.echo("warden: interrupted", err=True)
         code = 130
     return code if isinstance(code, int) else 0
 
 
+class _NeverRaised(click.UsageError):
+    pass
+
+
+# click >= 8.2 raises this for a group called without a command (older click prints the help)
+_NoArgsIsHelp: type[click.UsageError] = getattr(click.exceptions, "NoArgsIsHelpError", _NeverRaised)
+
+
 def _report(message: str, code: int) -> int:
-    click.echo(f"warden: error: {message}", err=True)
+    click.echo(f"warden: error: {' '.join(message.splitlines())}", err=True)
     return code

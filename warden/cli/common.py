@@ -22,7 +22,7 @@ EXIT_UNAVAILABLE = 3
 
 
 def fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
-    click.echo(f"warden: error: {message}", err=True)
+    click.echo(f"warden: error: {' '.join(message.splitlines())}", err=True)
     sys.exit(code)
 
 
@@ -48,6 +48,32 @@ def identity(settings: Settings, as_user: str | None) -> tuple[str, bool]:
     if not user.strip():
         fail("say who you are with --as <user>")
     return user, settings.token is None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def build_request(model: type[M], options: dict[str, str], **values: Any) -> M:
+    """Validate a request before anything is sent; a bad value is one line naming its option, exit 2."""
+    from pydantic import ValidationError
+
+    from warden.models.plan import format_validation_error
+
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        problems = []
+        for line in format_validation_error(exc):
+            field, _, message = line.partition(": ")
+            problems.append(f"{options.get(field, field)}: {message}")
+        fail("; ".join(problems))
+
+
+def require_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Click callback: an id or file argument must not be empty (an empty path reads as '.')."""
+    if not value.strip():
+        raise click.BadParameter("must not be empty", ctx=ctx, param=param)
+    return value
 
 
 def emit_json(value: Any) -> None:

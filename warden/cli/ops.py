@@ -9,7 +9,18 @@ from typing import Any
 
 import click
 
-from warden.cli.common import as_option, emit_json, fail, identity, info, json_option, load_settings, run
+from warden.cli.common import (
+    as_option,
+    build_request,
+    emit_json,
+    fail,
+    identity,
+    info,
+    json_option,
+    load_settings,
+    require_id,
+    run,
+)
 from warden.cli.render import table, when
 from warden.settings import Settings
 
@@ -39,7 +50,11 @@ def _change(flag: str, env: str, percent: int, as_user: str | None, reason: str,
     user, dev_identity = identity(settings, as_user)
     if not reason.strip():
         fail("give a --reason (it is recorded in the audit trail)")
-    op = FlagOperation(flag=flag, environment=env, percent=percent, user=user, reason=reason, dev_identity=dev_identity)
+    op = build_request(
+        FlagOperation,
+        {"flag": "FLAG", "environment": "--env", "percent": "--percent", "user": "--as", "reason": "--reason"},
+        flag=flag, environment=env, percent=percent, user=user, reason=reason, dev_identity=dev_identity,
+    )
 
     async def go() -> Any:
         service = FlagService(await _client(settings), settings)
@@ -58,6 +73,27 @@ def _change(flag: str, env: str, percent: int, as_user: str | None, reason: str,
             f"warning: running release {release_id} ramps {flag} in {env}; its next step or its rollback "
             f"will change the flag again — pause or abort it (`warden release abort {release_id} ...`)"
         )
+
+
+def _check_envs(envs: tuple[str, ...]) -> None:
+    """Environment names become flag file names: only plain names, never a path."""
+    import re
+
+    from warden.models.plan import NAME_PATTERN
+
+    for env in envs:
+        if not re.fullmatch(NAME_PATTERN, env):
+            fail(f"--env {env!r} is not an environment name (lowercase letters, digits and '-', e.g. pilot)")
+
+
+def _check_flag_keys(keys: list[str]) -> None:
+    import re
+
+    from warden.models.flags import FLAG_KEY_PATTERN
+
+    for key in keys:
+        if not re.fullmatch(FLAG_KEY_PATTERN, key):
+            fail(f"--flag {key!r} is not a flag key (letters, digits and . _ -, e.g. ai.solutions)")
 
 
 _env = click.option("--env", "env", required=True, help="Flag environment (e.g. production).")
@@ -106,6 +142,8 @@ def show(envs: tuple[str, ...], flag_keys: tuple[str, ...], as_json: bool) -> No
     """The current state of flags, read where the workers are."""
     from warden.operations import FlagService
 
+    _check_envs(envs)
+    _check_flag_keys(list(flag_keys))
     settings = load_settings()
     environments = list(envs) or ["dev", "staging", "pilot", "production"]
 
@@ -135,9 +173,11 @@ def init(envs: tuple[str, ...], flag_specs: tuple[str, ...]) -> None:
     settings = load_settings()
     if settings.flag_backend != "flagd-file":
         fail("`warden flags init` creates flagd-file flag files; WARDEN_FLAG_BACKEND is " + settings.flag_backend)
+    _check_envs(envs)
     specs: dict[str, int] = {}
     for spec in flag_specs or ("ai.solutions",):
         key, _, percent = spec.partition("=")
+        _check_flag_keys([key])
         try:
             specs[key] = int(percent) if percent else 0
         except ValueError:
@@ -167,21 +207,16 @@ def access() -> None:
 @json_option
 def access_request(subject: str, role: str, revoke: bool, reason: str, as_user: str | None, as_json: bool) -> None:
     """Ask the access committee to grant (or --revoke) a role."""
-    from pydantic import ValidationError
-
     from warden.models.governance import AccessChangeRequest
-    from warden.models.plan import format_validation_error
     from warden.operations import AccessService
 
     settings = load_settings()
     user, dev_identity = identity(settings, as_user)
-    try:
-        request = AccessChangeRequest(
-            kind="revoke" if revoke else "grant", user=subject, role=role, reason=reason,
-            requested_by=user, dev_identity=dev_identity,
-        )
-    except ValidationError as exc:
-        fail("; ".join(format_validation_error(exc)))
+    request = build_request(
+        AccessChangeRequest, {"user": "--user", "role": "--role", "reason": "--reason", "requested_by": "--as"},
+        kind="revoke" if revoke else "grant", user=subject, role=role, reason=reason,
+        requested_by=user, dev_identity=dev_identity,
+    )
 
     async def go() -> str:
         return await AccessService(await _client(settings), settings).request(request)
@@ -200,11 +235,12 @@ def _access_decide(change_id: str, as_user: str | None, comment: str, as_json: b
 
     settings = load_settings()
     user, dev_identity = identity(settings, as_user)
+    decision = build_request(
+        AccessDecision, {"user": "--as", "comment": "--comment"}, user=user, comment=comment, dev_identity=dev_identity
+    )
 
     async def go() -> Any:
-        return await AccessService(await _client(settings), settings).decide(
-            change_id, AccessDecision(user=user, comment=comment, dev_identity=dev_identity), approve
-        )
+        return await AccessService(await _client(settings), settings).decide(change_id, decision, approve)
 
     status = run(go())
     if as_json:
@@ -214,7 +250,7 @@ def _access_decide(change_id: str, as_user: str | None, comment: str, as_json: b
 
 
 @access.command(name="approve")
-@click.argument("change_id")
+@click.argument("change_id", callback=require_id)
 @as_option
 @click.option("--comment", default="")
 @json_option
@@ -224,7 +260,7 @@ def access_approve(change_id: str, as_user: str | None, comment: str, as_json: b
 
 
 @access.command(name="reject")
-@click.argument("change_id")
+@click.argument("change_id", callback=require_id)
 @as_option
 @click.option("--comment", required=True)
 @json_option
@@ -234,7 +270,7 @@ def access_reject(change_id: str, as_user: str | None, comment: str, as_json: bo
 
 
 @access.command(name="status")
-@click.argument("change_id")
+@click.argument("change_id", callback=require_id)
 @json_option
 def access_status(change_id: str, as_json: bool) -> None:
     """One access change: who asked, who decided, its state."""
@@ -336,7 +372,10 @@ def governance_signoff(reason: str, as_user: str | None, wait: bool) -> None:
 
     settings = load_settings()
     user, dev_identity = identity(settings, as_user)
-    request = AccessChangeRequest(kind="config-signoff", reason=reason, requested_by=user, dev_identity=dev_identity)
+    request = build_request(
+        AccessChangeRequest, {"reason": "--reason", "requested_by": "--as"},
+        kind="config-signoff", reason=reason, requested_by=user, dev_identity=dev_identity,
+    )
 
     async def go() -> int:
         service = AccessService(await _client(settings), settings)

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from warden.cli.common import emit_json, json_option
+from warden.cli.common import emit_json, json_option, require_id
 from warden.models.plan import load_plan, plan_json_schema
 
 
@@ -16,7 +16,7 @@ def plan() -> None:
 
 
 @plan.command()
-@click.argument("path", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("path", type=click.Path(dir_okay=False, path_type=str), callback=require_id)
 @json_option
 def validate(path: str, as_json: bool) -> None:
     """Check a plan; exit 0, or 2 with one line per problem (field path: what is wrong)."""

@@ -12,10 +12,12 @@ from warden.cli.common import (
     EXIT_NOT_PROMOTED,
     EXIT_OK,
     as_option,
+    build_request,
     emit_json,
     info,
     json_option,
     load_settings,
+    require_id,
     run,
 )
 from warden.cli.render import event_line, junit_xml, list_text, status_text
@@ -26,7 +28,7 @@ from warden.models.release import (
     DecisionRequest,
     ReleaseStatus,
 )
-from warden.releases import ReleaseService
+from warden.releases import ReleaseService, WardenError, check_trace_id
 from warden.settings import Settings
 
 
@@ -44,18 +46,31 @@ def exit_for(status: ReleaseStatus) -> int:
     return EXIT_OK if status.result and status.result.exit_code == 0 else EXIT_NOT_PROMOTED
 
 
+def _trace_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    try:
+        return check_trace_id(value)
+    except WardenError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+def _not_nan(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if value != value:  # FloatRange lets NaN through: no comparison with NaN is true
+        raise click.BadParameter("nan is not a number of seconds", ctx=ctx, param=param)
+    return value
+
+
 @click.group()
 def release() -> None:
     """Releases: start, status, list, watch, approve, reject, pause, resume, abort."""
 
 
 @release.command()
-@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False, path_type=str), callback=require_id)
 @as_option
 @click.option("--wait", is_flag=True, help="Wait until the release ends; exit 0 promoted, 1 not promoted.")
 @json_option
 @click.option("--rerun", is_flag=True, help="Start a version again after its earlier run ended.")
-@click.option("--trace-id", help="Trace id to carry through every call and audit event.")
+@click.option("--trace-id", callback=_trace_id, help="Trace id to carry through every call and audit event.")
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="With --wait: write the checklist as JUnit XML.")
 def start(
     plan_path: str,
@@ -113,7 +128,7 @@ async def follow(service: ReleaseService, release_id: str, *, quiet: bool = Fals
 
 
 @release.command()
-@click.argument("release_id")
+@click.argument("release_id", callback=require_id)
 @json_option
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Also write the checklist as JUnit XML.")
 def status(release_id: str, as_json: bool, junit: Path | None) -> None:
@@ -152,8 +167,8 @@ def list_(as_json: bool, limit: int) -> None:
 
 
 @release.command()
-@click.argument("release_id")
-@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(0.2, 60))
+@click.argument("release_id", callback=require_id)
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(0.2, 60), callback=_not_nan)
 def watch(release_id: str, interval: float) -> None:
     """Live progress until the release ends; exit 0 promoted, 1 not promoted."""
     settings = load_settings()
@@ -177,7 +192,10 @@ def _decision(release_id: str, stage: str, as_user: str | None, comment: str, as
 
     settings = load_settings()
     user, dev_identity = identity(settings, as_user)
-    request = DecisionRequest(stage=stage, user=user, comment=comment, dev_identity=dev_identity)
+    request = build_request(
+        DecisionRequest, {"stage": "--stage", "user": "--as", "comment": "--comment"},
+        stage=stage, user=user, comment=comment, dev_identity=dev_identity,
+    )
 
     async def go() -> Any:
         service = await connect_service(settings)
@@ -193,7 +211,7 @@ def _decision(release_id: str, stage: str, as_user: str | None, comment: str, as
 
 
 @release.command()
-@click.argument("release_id")
+@click.argument("release_id", callback=require_id)
 @click.option("--stage", required=True, help="The stage whose sign-off you give.")
 @as_option
 @click.option("--comment", default="", help="Why (recorded in the audit trail).")
@@ -204,7 +222,7 @@ def approve(release_id: str, stage: str, as_user: str | None, comment: str, as_j
 
 
 @release.command()
-@click.argument("release_id")
+@click.argument("release_id", callback=require_id)
 @click.option("--stage", required=True, help="The stage you reject.")
 @as_option
 @click.option("--comment", required=True, help="Why (required).")
@@ -219,12 +237,18 @@ def _control(release_id: str, action: str, as_user: str | None, reason: str, as_
 
     settings = load_settings()
     user, dev_identity = identity(settings, as_user)
+    # validated before connecting: a bad value is exit 2 even when Temporal is down
+    options = {"user": "--as", "reason": "--reason"}
+    request: AbortRequest | ControlRequest
+    if action == "abort":
+        request = build_request(AbortRequest, options, user=user, reason=reason, dev_identity=dev_identity)
+    else:
+        request = build_request(ControlRequest, options, user=user, reason=reason, dev_identity=dev_identity)
 
     async def go() -> Any:
         service = await connect_service(settings)
-        if action == "abort":
-            return await service.abort(release_id, AbortRequest(user=user, reason=reason, dev_identity=dev_identity))
-        request = ControlRequest(user=user, reason=reason, dev_identity=dev_identity)
+        if isinstance(request, AbortRequest):
+            return await service.abort(release_id, request)
         return await (service.pause if action == "pause" else service.resume)(release_id, request)
 
     outcome = run(go())
@@ -235,7 +259,7 @@ def _control(release_id: str, action: str, as_user: str | None, reason: str, as_
 
 
 @release.command()
-@click.argument("release_id")
+@click.argument("release_id", callback=require_id)
 @as_option
 @click.option("--reason", default="", help="Why (recorded in the audit trail).")
 @json_option
@@ -245,7 +269,7 @@ def pause(release_id: str, as_user: str | None, reason: str, as_json: bool) -> N
 
 
 @release.command()
-@click.argument("release_id")
+@click.argument("release_id", callback=require_id)
 @as_option
 @click.option("--reason", default="", help="Why (recorded in the audit trail).")
 @json_option
@@ -255,7 +279,7 @@ def resume(release_id: str, as_user: str | None, reason: str, as_json: bool) -> 
 
 
 @release.command()
-@click.argument("release_id")
+@click.argument("release_id", callback=require_id)
 @as_option
 @click.option("--reason", required=True, help="Why (required).")
 @json_option

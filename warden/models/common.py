@@ -6,12 +6,25 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    WithJsonSchema,
+)
 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION_RE = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*)+$")
-_PART_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
+# re.ASCII: only 0-9 are digits here (Python's \d also matches '٥' and '５', which float() reads)
+_DURATION_RE = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*)+$", re.ASCII)
+_PART_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.ASCII)
 _ISO_RE = re.compile(r"^-?P")
+_MAX_DURATION = timedelta(days=366)
+_ISO_SCHEMA_PATTERN = (
+    r"^\s*P(?=\d|T\d)(\d+(\.\d+)?Y)?(\d+(\.\d+)?M)?(\d+(\.\d+)?W)?(\d+(\.\d+)?D)?"
+    r"(T(?=\d)(\d+(\.\d+)?H)?(\d+(\.\d+)?M)?(\d+(\.\d+)?S)?)?\s*$"
+)
 
 
 class StrictModel(BaseModel):
@@ -33,7 +46,10 @@ def parse_duration(value: Any) -> Any:
     elif isinstance(value, bool):
         raise ValueError("a duration is a number of seconds or a string like '30s', '5m', '2h'")
     elif isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int too large for a float
+            raise ValueError("a duration longer than a year is not supported") from None
     elif isinstance(value, str):
         text = value.strip()
         if text.startswith("-"):
@@ -51,7 +67,7 @@ def parse_duration(value: Any) -> Any:
         raise ValueError("a duration must be a finite number")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
-    if seconds > 366 * 86400:
+    if seconds > _MAX_DURATION.total_seconds():
         raise ValueError("a duration longer than a year is not supported")
     return timedelta(seconds=seconds)
 
@@ -59,7 +75,17 @@ def parse_duration(value: Any) -> Any:
 def _check_non_negative(value: timedelta) -> timedelta:
     if value < timedelta(0):
         raise ValueError("a duration cannot be negative")
+    # ISO 8601 strings ("P400D") are parsed by pydantic, after parse_duration's own limit
+    if value > _MAX_DURATION:
+        raise ValueError("a duration longer than a year is not supported")
     return value
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """`repr(value)` cut to `limit` characters, for echoing user input back in one line."""
+    cut = isinstance(value, str | bytes) and len(value) > limit
+    text = repr(value[:limit] if cut else value)
+    return text[: limit - 3] + "..." if cut or len(text) > limit else text
 
 
 def format_duration(value: timedelta) -> str:
@@ -85,9 +111,11 @@ Duration = Annotated[
     PlainSerializer(lambda v: v.total_seconds(), return_type=float, when_used="json"),
     WithJsonSchema(
         {
+            # what parse_duration accepts: '1h30m' (spaces allowed), ISO 8601 ('PT30S'), seconds
             "anyOf": [
-                {"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h|d|w))+$"},
-                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?\s*(ms|s|m|h|d|w)\s*)+$"},
+                {"type": "string", "pattern": _ISO_SCHEMA_PATTERN},
+                {"type": "number", "minimum": 0, "maximum": _MAX_DURATION.total_seconds()},
             ],
             "description": "Duration: seconds, or a string like '500ms', '30s', '5m', '2h', '1d', '1h30m'.",
         }

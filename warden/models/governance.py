@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from warden.models.common import Record, StrictModel
+from warden.models.common import Record, StrictModel, short_repr
 
 BASE_ROLES = ("release-manager", "operator", "viewer", "admin")
 ROLE_PATTERN = r"^(release-manager|operator|viewer|admin|committee-member:[a-z0-9][a-z0-9\-]{0,62})$"
@@ -30,9 +30,9 @@ class GovernanceUser(StrictModel):
         import re
 
         for role in self.roles:
-            if not re.match(ROLE_PATTERN, role):
+            if not re.fullmatch(ROLE_PATTERN, role):  # re.match's '$' allows a trailing newline
                 raise ValueError(
-                    f"unknown role {role!r}; roles: {', '.join(BASE_ROLES)}, committee-member:<committee>"
+                    f"unknown role {short_repr(role)}; roles: {', '.join(BASE_ROLES)}, committee-member:<committee>"
                 )
         return self
 

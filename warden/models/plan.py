@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import timedelta
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, WithJsonSchema, field_validator, model_validator
 
-from warden.models.common import Duration, StrictModel
+from warden.models.common import Duration, StrictModel, short_repr
 from warden.models.contract import ContractSpec
 from warden.models.flags import FLAG_KEY_PATTERN, FlagRamp
 from warden.models.metrics import MetricCheck
@@ -23,6 +24,10 @@ VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.\-_+]{0,63}$"
 DEFAULT_STAGE_ORDER = ("dev", "staging", "pilot", "production")
 #: Stages in these environments start only when the governance file's version is signed off.
 PRODUCTION_ENVIRONMENTS = frozenset({"production", "prod"})
+#: `version: 2` is read as the version "2" (a float like 1.10 is refused); the schema says so too.
+_VERSION_SCHEMA: dict[str, Any] = {
+    "anyOf": [{"type": "string", "pattern": VERSION_PATTERN}, {"type": "integer", "minimum": 0, "maximum": 10**64 - 1}]
+}
 
 
 class Contact(StrictModel):
@@ -64,13 +69,16 @@ class Stage(StrictModel):
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
+        if any(c.isspace() or not c.isprintable() for c in value):
+            # urlparse drops tabs and newlines silently; the URL would be used as written
+            raise ValueError(f"{short_repr(value)} is not an http(s) URL (it has spaces or control characters)")
         parsed = urlparse(value)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ValueError(f"{value!r} is not an http(s) URL")
+            raise ValueError(f"{short_repr(value)} is not an http(s) URL")
         try:
             _ = parsed.port
         except ValueError as exc:
-            raise ValueError(f"{value!r} has an invalid port") from exc
+            raise ValueError(f"{short_repr(value)} has an invalid port") from exc
         return value.rstrip("/")
 
     @model_validator(mode="after")
@@ -108,7 +116,9 @@ class ReleasePlan(StrictModel):
     """A release: which service and version, who owns it, and the stages it must pass."""
 
     service: str = Field(pattern=NAME_PATTERN, description="Service name: lowercase letters, digits, '-'.")
-    version: str = Field(pattern=VERSION_PATTERN, description="Quote it in YAML (\"1.10\" is not 1.1).")
+    version: Annotated[str, WithJsonSchema(_VERSION_SCHEMA)] = Field(
+        pattern=VERSION_PATTERN, description="Quote it in YAML (\"1.10\" is not 1.1)."
+    )
     owner: str = Field(min_length=1, max_length=200, description="Who owns the release (a user name).")
     description: str = Field(default="", max_length=5000, description="What the release changes, for release notes.")
     flags: list[str] = Field(
@@ -126,6 +136,8 @@ class ReleasePlan(StrictModel):
         if isinstance(value, bool):
             return value
         if isinstance(value, int):
+            if value.bit_length() > 256:  # longer than any version; str() refuses past 4300 digits
+                raise ValueError("a version has at most 64 characters; quote it")
             return str(value)
         if isinstance(value, float):
             raise ValueError(f"quote the version (version: \"{value}\"); YAML reads {value} as a number")
@@ -135,8 +147,9 @@ class ReleasePlan(StrictModel):
     @classmethod
     def _flag_keys(cls, value: list[str]) -> list[str]:
         for key in value:
-            if not re.match(FLAG_KEY_PATTERN, key):
-                raise ValueError(f"{key!r} is not a flag key")
+            # fullmatch: with re.match, '$' also matches before a trailing newline
+            if not re.fullmatch(FLAG_KEY_PATTERN, key):
+                raise ValueError(f"{short_repr(key)} is not a flag key")
         if len(set(value)) != len(value):
             raise ValueError("a flag is listed twice")
         return value
@@ -192,20 +205,35 @@ _PATTERN_HINTS = {
 }
 
 
+#: Problems listed one per line; past this many, one more line says how many were left out.
+MAX_PROBLEMS = 50
+#: Longest problem line; user input echoed back is shortened to fit.
+MAX_PROBLEM_LENGTH = 500
+
+
+def _loc_part(part: int | str) -> str:
+    """A path element as the user wrote it; odd keys (newlines, very long) are quoted and cut."""
+    text = str(part)
+    if len(text) > 60 or not text.isprintable():
+        return short_repr(text)
+    return text
+
+
 def format_validation_error(exc: ValidationError, data: Any = None) -> list[str]:
     """One line per problem: `stages.1 (pilot).base_url: 'ftp://x' is not an http(s) URL`."""
     stage_names: list[Any] = []
     if isinstance(data, dict) and isinstance(data.get("stages"), list):
         stage_names = [s.get("name") if isinstance(s, dict) else None for s in data["stages"]]
     lines = []
-    for err in exc.errors(include_url=False):
-        parts = [str(p) for p in err["loc"] if not str(p).startswith("function-")]
+    errors = exc.errors(include_url=False, include_input=True)
+    for err in errors[:MAX_PROBLEMS]:
+        parts = [_loc_part(p) for p in err["loc"] if not str(p).startswith("function-")]
         if err["type"] == "value_error" and not parts and "duplicate stage" in err["msg"]:
             parts = ["stages"]
         if len(parts) >= 2 and parts[0] == "stages" and parts[1].isdigit():
             index = int(parts[1])
             if index < len(stage_names) and isinstance(stage_names[index], str):
-                parts[1] = f"{index} ({stage_names[index]})"
+                parts[1] = f"{index} ({_loc_part(stage_names[index])})"
         loc = ".".join(parts)
         # discriminated unions and validators add their own tags to the path; keep the user's view
         loc = loc.replace(".prometheus.", ".").replace(".scrape.", ".").replace(".http-json.", ".")
@@ -216,8 +244,11 @@ def format_validation_error(exc: ValidationError, data: Any = None) -> list[str]
             message = "unknown key"
         elif err["type"] == "string_pattern_mismatch":
             hint = _PATTERN_HINTS.get(str((err.get("ctx") or {}).get("pattern")))
-            message = f"{err['input']!r} is not allowed here" + (f"; {hint}" if hint else f" ({message})")
-        lines.append(f"{loc or '(plan)'}: {message}")
+            message = f"{short_repr(err['input'])} is not allowed here" + (f"; {hint}" if hint else f" ({message})")
+        line = f"{loc or '(plan)'}: {' '.join(message.splitlines())}"
+        lines.append(line if len(line) <= MAX_PROBLEM_LENGTH else line[: MAX_PROBLEM_LENGTH - 3] + "...")
+    if len(errors) > MAX_PROBLEMS:
+        lines.append(f"(plan): {len(errors) - MAX_PROBLEMS} more problem(s) not shown; fix these first")
     return lines
 
 
@@ -228,6 +259,8 @@ def parse_plan(data: Any, source: str = "plan") -> ReleasePlan:
         return ReleasePlan.model_validate(data)
     except ValidationError as exc:
         raise PlanError(source, format_validation_error(exc, data)) from None
+    except RecursionError:  # a validator that walks a deeply nested value (e.g. repr of it)
+        raise PlanError(source, ["(plan): the document is nested too deeply"]) from None
 
 
 _ENV_REF = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -252,6 +285,85 @@ def expand_env(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
     return _ENV_REF.sub(replace, text), problems
 
 
+#: Values a plan file may hold once YAML aliases are expanded: a real plan has a few hundred, and
+#: nested aliases ("billion laughs") would otherwise make validation run for hours.
+MAX_PLAN_VALUES = 100_000
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.splitlines())
+    return line if len(line) <= MAX_PROBLEM_LENGTH else line[: MAX_PROBLEM_LENGTH - 3] + "..."
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+@cache
+def _plan_loader() -> type:
+    """yaml.SafeLoader that refuses a key written twice in one mapping (PyYAML keeps the last)."""
+    import yaml
+
+    class PlanLoader(yaml.SafeLoader):
+        def construct_object(self, node: Any, deep: bool = False) -> Any:
+            try:
+                return super().construct_object(node, deep=deep)
+            except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
+                # explicit tags with values their constructor cannot read (`!!float abc`,
+                # `!!timestamp x`) and integers longer than Python reads (over 4300 digits)
+                kind = str(node.tag).rsplit(":", 1)[-1]
+                value = short_repr(node.value) if isinstance(node.value, str) else "this value"
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"cannot read {value} as {kind[:30]}", node.start_mark
+                ) from None
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            if not isinstance(node, yaml.MappingNode):
+                return super().construct_mapping(node, deep=deep)  # reports what it found instead
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    duplicate = key in seen
+                    seen.add(key)
+                except TypeError:
+                    continue  # unhashable: the base class reports it
+                if duplicate:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {short_repr(key)} is written twice", key_node.start_mark
+                    )
+            return super().construct_mapping(node, deep=deep)
+
+        def construct_yaml_str(self, node: Any) -> str:
+            value = str(self.construct_scalar(node))
+            if _SURROGATE.search(value):
+                # JSON writes characters beyond U+FFFF as "\ud83d\ude80"; PyYAML keeps the two halves
+                try:
+                    value = value.encode("utf-16", "surrogatepass").decode("utf-16")
+                except UnicodeDecodeError:
+                    pass  # a lone half: refused later as not text
+            return value
+
+    PlanLoader.add_constructor("tag:yaml.org,2002:str", PlanLoader.construct_yaml_str)
+    return PlanLoader
+
+
+def _too_many_values(data: Any) -> bool:
+    pending, count = [data], 0
+    while pending:
+        item = pending.pop()
+        count += 1
+        if count > MAX_PLAN_VALUES:
+            return True
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            pending.extend(item)
+    return False
+
+
 def load_plan(path: str | Path, environ: Mapping[str, str] | None = None) -> ReleasePlan:
     """Read a YAML (or JSON) plan file; raise `PlanError` with readable problems."""
     import os
@@ -260,25 +372,41 @@ def load_plan(path: str | Path, environ: Mapping[str, str] | None = None) -> Rel
 
     source = str(path)
     try:
-        raw = Path(path).read_text(encoding="utf-8")
+        content = Path(path).read_bytes()
     except FileNotFoundError:
         raise PlanError(source, ["file not found"]) from None
     except IsADirectoryError:
         raise PlanError(source, ["is a directory, not a plan file"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlanError(source, [f"cannot read: {exc}"]) from None
+    except OSError as exc:
+        raise PlanError(source, [_one_line(f"cannot read: {exc.strerror or exc}")]) from None
+    try:
+        raw = content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = content.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (content.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise PlanError(
+            source, [f"line {line}, column {column}: not UTF-8 text (byte 0x{content[exc.start]:02x}); save the file as UTF-8"]
+        ) from None
     text, problems = expand_env(raw, os.environ if environ is None else environ)
     if problems:
-        raise PlanError(source, problems)
+        raise PlanError(source, [_one_line(p) for p in problems])
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_plan_loader())  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise PlanError(source, [f"{where}not valid YAML ({problem})"]) from None
+        raise PlanError(source, [_one_line(f"{where}not valid YAML ({problem})")]) from None
     except RecursionError:
-        raise PlanError(source, ["the document is nested too deeply"]) from None
+        raise PlanError(source, ["(plan): the document is nested too deeply"]) from None
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+        # PyYAML's constructors raise these for explicit tags with bad values (`!!float abc`,
+        # `!!timestamp x`) and for integers too long for Python (over 4300 digits)
+        raise PlanError(source, [_one_line(f"not valid YAML (a value cannot be read: {exc})")]) from None
+    if _too_many_values(data):
+        raise PlanError(
+            source, [f"(plan): the document holds more than {MAX_PLAN_VALUES:,} values once YAML aliases are expanded"]
+        )
     return parse_plan(data, source)
 
 

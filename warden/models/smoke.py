@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, WithJsonSchema, field_validator
 
 from warden.models.common import Duration, Record, StrictModel
+
+_STATUS = {"type": "integer", "minimum": 100, "maximum": 599}
+#: `expect_status: 200` is as valid as `expect_status: [200, 204]`; the schema says so too.
+_STATUS_SCHEMA: dict[str, Any] = {"anyOf": [_STATUS, {"type": "array", "items": _STATUS, "minItems": 1}]}
 
 
 class SmokeCheck(StrictModel):
@@ -16,7 +20,7 @@ class SmokeCheck(StrictModel):
     name: str = Field(min_length=1, max_length=100)
     path: str = Field(default="/", min_length=1, max_length=2000, description="Relative to base_url, or an absolute URL.")
     method: Literal["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"] = "GET"
-    expect_status: list[int] = Field(
+    expect_status: Annotated[list[int], WithJsonSchema(_STATUS_SCHEMA)] = Field(
         default_factory=lambda: [200], min_length=1, description="Accepted status code(s): one number or a list."
     )
     contains: str | None = Field(default=None, description="Text the response body must contain.")

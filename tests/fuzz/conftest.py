@@ -1,0 +1,44 @@
+"""Fuzz suite fixtures: a real dev server with a worker in this process, and the tally of
+generated cases printed under pytest's summary."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+
+from tests.fuzz.live import Live
+from tests.fuzz.support import PROFILE, TALLY
+from tests.helpers import RecordingServer
+from warden.settings import Settings
+from worker import build_worker
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    lines = TALLY.lines()
+    if not lines:
+        return
+    terminalreporter.section(f"fuzz cases (profile {PROFILE})")
+    for line in lines:
+        terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def target() -> Iterator[RecordingServer]:
+    with RecordingServer() as server:
+        yield server
+
+
+@pytest_asyncio.fixture
+async def live(
+    dev_env: WorkflowEnvironment, settings: Settings, tmp_path: Path
+) -> AsyncIterator[Live]:
+    async with AsyncExitStack() as stack:
+        async with build_worker(dev_env.client, settings, stack=stack):
+            yield Live(
+                dev_env.client, dev_env.client.service_client.config.target_host, settings, tmp_path
+            )

@@ -71,6 +71,13 @@ def load_governance(path: Path) -> GovernanceFile:
         raise GovernanceError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise GovernanceError(f"{path}: cannot read: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise GovernanceError(f"{path}: the document is nested too deeply") from None
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+        # PyYAML's constructors raise these for explicit tags with bad values (`!!float abc`)
+        # and for integers too long for Python (over 4300 digits)
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise GovernanceError(f"{path}: not valid YAML (a value cannot be read: {first})") from None
     try:
         return GovernanceFile.model_validate(data)
     except ValidationError as exc:

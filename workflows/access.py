@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from warden.models.notice import Notice
     from workflows import policies
-    from workflows.common import cause, record_audit, send_notice
+    from workflows.common import cause, record_audit, require_payload, send_notice
 
 ACCESS_DEADLINE = timedelta(days=7)
 
@@ -169,6 +169,7 @@ class AccessChangeWorkflow:
             raise ApplicationError("a rejection needs a comment saying why", type="CommentRequired")
 
     def _validate(self, decision: AccessDecision) -> None:
+        require_payload(decision, AccessDecision, "a decision")
         status = self._status
         if not self._ready or status.state != "waiting" or self._decided() is not None:
             raise ApplicationError(f"access change {status.change_id} is not waiting for decisions ({status.state})",

@@ -61,3 +61,16 @@ def cause(exc: ActivityError) -> str:
     if isinstance(inner, ApplicationError):
         return inner.message
     return str(inner or exc)
+
+
+def require_payload(request: object, model: type[Any], name: str) -> None:
+    """Refuse an update whose payload did not decode to its model (e.g. sent as binary/null).
+
+    Such a payload skips the pydantic converter and would otherwise reach the handler as
+    None or bytes, fail the workflow task on every retry and leave the workflow stuck.
+    """
+    if not isinstance(request, model):
+        raise ApplicationError(
+            f"{name} needs a JSON object ({model.__name__}); got {type(request).__name__}",
+            type="BadPayload",
+        )

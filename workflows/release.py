@@ -69,7 +69,7 @@ with workflow.unsafe.imports_passed_through():
     from warden.models.signoff import Decision, Members, MembersInput, SignoffState
     from warden.models.smoke import SmokeInput
     from workflows import policies
-    from workflows.common import cause, record_audit, send_notice
+    from workflows.common import cause, record_audit, require_payload, send_notice
 
 T = TypeVar("T")
 
@@ -930,6 +930,7 @@ class ReleaseWorkflow:
 
     def _validate_decision(self, request: DecisionRequest, approve: bool) -> None:
         verb = "approve" if approve else "reject"
+        require_payload(request, DecisionRequest, verb)
         if self._status.state.ended:
             raise ApplicationError(f"release {self._release_id} has already ended ({self._status.state.value})",
                                    type="ReleaseEnded")
@@ -1009,6 +1010,9 @@ class ReleaseWorkflow:
     @workflow.signal
     async def record_refusal(self, refusal: RefusalRecord) -> None:
         """Refused requests are audited too; the client that was refused reports it here."""
+        if not isinstance(refusal, RefusalRecord):  # a signal cannot be refused; drop what is not one
+            workflow.logger.warning("record_refusal signal without a RefusalRecord ignored")
+            return
         if refusal.refusal_id in self._refusals_seen or len(self._refusals_seen) >= 1000:
             return
         self._refusals_seen.add(refusal.refusal_id)
@@ -1039,6 +1043,7 @@ class ReleaseWorkflow:
 
     @pause.validator
     def _validate_pause(self, request: ControlRequest) -> None:
+        require_payload(request, ControlRequest, "pause")
         self._validate_running()
         if self._paused:
             raise ApplicationError(f"release {self._release_id} is already paused ({self._pause_reason})",
@@ -1060,6 +1065,7 @@ class ReleaseWorkflow:
 
     @resume.validator
     def _validate_resume(self, request: ControlRequest) -> None:
+        require_payload(request, ControlRequest, "resume")
         self._validate_running()
         if not self._paused:
             raise ApplicationError(f"release {self._release_id} is not paused", type="NotPaused")
@@ -1075,6 +1081,7 @@ class ReleaseWorkflow:
 
     @abort.validator
     def _validate_abort(self, request: AbortRequest) -> None:
+        require_payload(request, AbortRequest, "abort")
         self._validate_running()
         if self._abort is not None:
             raise ApplicationError(f"release {self._release_id} is already being aborted by {self._abort.user}",

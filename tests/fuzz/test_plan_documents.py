@@ -181,11 +181,6 @@ def test_a_plan_with_thousands_of_problems_lists_the_first_fifty() -> None:
     assert_clean_problems(problems)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MetricCheck's template expansion (warden/models/templates.py) raises TypeError for a "
-    "template that is not text instead of refusing it",
-)
 @pytest.mark.parametrize("template", [[0], {"name": "x"}])
 def test_metric_check_template_of_the_wrong_type_is_refused(template: object) -> None:
     document = {

@@ -201,6 +201,11 @@ TEMPLATES = {
 def expand_template(data: dict[str, Any]) -> dict[str, Any]:
     """Merge a template's defaults under the fields the plan set explicitly."""
     name = data["template"]
+    if not isinstance(name, str):
+        raise ValueError(
+            f"'template' must be a template name, not {type(name).__name__}; "
+            f"built-in templates: {', '.join(sorted(TEMPLATES))}"
+        )
     if name not in TEMPLATES:
         raise ValueError(
             f"unknown template {name!r}; built-in templates: {', '.join(sorted(TEMPLATES))}"

@@ -33,7 +33,14 @@ from workflows import WORKFLOWS
 log = logging.getLogger("warden.worker")
 
 #: Modules the workflow sandbox may share with the worker instead of re-importing per run.
-PASSTHROUGH_MODULES = ("warden", "activities", "pydantic", "pydantic_core", "annotated_types", "yaml")
+PASSTHROUGH_MODULES = (
+    "warden",
+    "activities",
+    "pydantic",
+    "pydantic_core",
+    "annotated_types",
+    "yaml",
+)
 
 
 def build_activities(settings: Settings, stack: AsyncExitStack | None = None) -> list[Any]:
@@ -92,7 +99,9 @@ def build_worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
-        activities=list(activities) if activities is not None else build_activities(settings, stack),
+        activities=list(activities)
+        if activities is not None
+        else build_activities(settings, stack),
         activity_executor=ThreadPoolExecutor(max_workers=settings.max_concurrent_activities),
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
@@ -136,7 +145,9 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     asyncio.run(run_worker(Settings()))
 
 

@@ -17,7 +17,9 @@ class RecordingServer:
 
     def __init__(self, handler: Handler | None = None) -> None:
         self.requests: list[dict[str, Any]] = []
-        self.handler = handler or (lambda method, path, body, headers: (200, {"Content-Type": "text/plain"}, b"ok"))
+        self.handler = handler or (
+            lambda method, path, body, headers: (200, {"Content-Type": "text/plain"}, b"ok")
+        )
         outer = self
 
         class _Handler(BaseHTTPRequestHandler):
@@ -25,7 +27,9 @@ class RecordingServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 headers = dict(self.headers.items())
-                outer.requests.append({"method": self.command, "path": self.path, "body": body, "headers": headers})
+                outer.requests.append(
+                    {"method": self.command, "path": self.path, "body": body, "headers": headers}
+                )
                 status, out_headers, out = outer.handler(self.command, self.path, body, headers)
                 self.send_response(status)
                 for key, value in out_headers.items():
@@ -67,15 +71,27 @@ def plan_dict(base_url: str, **overrides: Any) -> dict[str, Any]:
     """A four-stage plan with smoke checks and a sign-off at pilot."""
     stages = [
         {"name": "dev", "base_url": base_url, "smoke": [{"name": "health", "path": "/healthz"}]},
-        {"name": "staging", "base_url": base_url, "smoke": [{"name": "health", "path": "/healthz"}]},
+        {
+            "name": "staging",
+            "base_url": base_url,
+            "smoke": [{"name": "health", "path": "/healthz"}],
+        },
         {
             "name": "pilot",
             "base_url": base_url,
             "smoke": [{"name": "health", "path": "/healthz"}],
-            "signoff": {"approvers": ["carol", "dave", "erin"], "quorum": 2, "deadline": "2h",
-                        "escalate_before": "30m"},
+            "signoff": {
+                "approvers": ["carol", "dave", "erin"],
+                "quorum": 2,
+                "deadline": "2h",
+                "escalate_before": "30m",
+            },
         },
-        {"name": "production", "base_url": base_url, "smoke": [{"name": "health", "path": "/healthz"}]},
+        {
+            "name": "production",
+            "base_url": base_url,
+            "smoke": [{"name": "health", "path": "/healthz"}],
+        },
     ]
     plan: dict[str, Any] = {
         "service": "support-desk",

@@ -11,7 +11,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_plan_reference_is_up_to_date() -> None:
     current = (ROOT / "docs" / "plan-reference.md").read_text()
-    assert current == render(), "regenerate it: python -m warden.plan_reference > docs/plan-reference.md"
+    assert current == render(), (
+        "regenerate it: python -m warden.plan_reference > docs/plan-reference.md"
+    )
 
 
 def test_example_plans_are_valid() -> None:

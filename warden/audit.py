@@ -40,7 +40,18 @@ notice_deliveries = Table(
     Column("delivered_at", DateTime(timezone=True), nullable=False),
 )
 
-CSV_COLUMNS = ["eventId", "timestamp", "userId", "action", "entity", "result", "releaseId", "traceId", "source", "details"]
+CSV_COLUMNS = [
+    "eventId",
+    "timestamp",
+    "userId",
+    "action",
+    "entity",
+    "result",
+    "releaseId",
+    "traceId",
+    "source",
+    "details",
+]
 
 
 class AuditStore:
@@ -55,7 +66,11 @@ class AuditStore:
         rows = [_row(e) for e in events]
         if not rows:
             return 0
-        statement = insert_for(self.engine)(audit_events).values(rows).on_conflict_do_nothing(index_elements=["event_id"])
+        statement = (
+            insert_for(self.engine)(audit_events)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["event_id"])
+        )
         with self.engine.begin() as conn:
             return conn.execute(statement).rowcount or 0
 
@@ -96,9 +111,11 @@ class AuditStore:
             return conn.execute(statement).first() is not None
 
     def mark_delivered(self, notice_key: str, target: str) -> None:
-        statement = insert_for(self.engine)(notice_deliveries).values(
-            notice_key=notice_key, target=target, delivered_at=datetime.now(UTC)
-        ).on_conflict_do_nothing()
+        statement = (
+            insert_for(self.engine)(notice_deliveries)
+            .values(notice_key=notice_key, target=target, delivered_at=datetime.now(UTC))
+            .on_conflict_do_nothing()
+        )
         with self.engine.begin() as conn:
             conn.execute(statement)
 

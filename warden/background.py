@@ -48,7 +48,9 @@ async def has_pollers(client: Client, settings: Settings) -> bool:
         )
     )
     now = datetime.now(UTC)
-    return any(now - p.last_access_time.ToDatetime(tzinfo=UTC) < RECENT_POLL for p in response.pollers)
+    return any(
+        now - p.last_access_time.ToDatetime(tzinfo=UTC) < RECENT_POLL for p in response.pollers
+    )
 
 
 async def ensure_worker(client: Client, settings: Settings) -> int | None:
@@ -73,7 +75,9 @@ async def ensure_worker(client: Client, settings: Settings) -> int | None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the background worker exited with code {process.returncode}; see {state / 'worker.log'}")
+            raise RuntimeError(
+                f"the background worker exited with code {process.returncode}; see {state / 'worker.log'}"
+            )
         if await has_pollers(client, settings):
             break
         await asyncio.sleep(0.2)

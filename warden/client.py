@@ -19,8 +19,12 @@ def _tls(settings: Settings) -> TLSConfig | bool:
         return bool(settings.temporal_api_key)  # Temporal Cloud API keys need TLS
     return TLSConfig(
         client_cert=settings.temporal_tls_cert.read_bytes() if settings.temporal_tls_cert else None,
-        client_private_key=settings.temporal_tls_key.read_bytes() if settings.temporal_tls_key else None,
-        server_root_ca_cert=settings.temporal_tls_ca.read_bytes() if settings.temporal_tls_ca else None,
+        client_private_key=settings.temporal_tls_key.read_bytes()
+        if settings.temporal_tls_key
+        else None,
+        server_root_ca_cert=settings.temporal_tls_ca.read_bytes()
+        if settings.temporal_tls_ca
+        else None,
     )
 
 
@@ -34,7 +38,9 @@ async def connect(settings: Settings, *, autostart: bool = True, ui: bool = Fals
             namespace=settings.temporal_namespace,
             data_converter=pydantic_data_converter,
             tls=_tls(settings),
-            api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
+            api_key=settings.temporal_api_key.get_secret_value()
+            if settings.temporal_api_key
+            else None,
         )
     except devserver.DevServerError as exc:
         raise TemporalUnavailable(str(exc)) from None

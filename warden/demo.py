@@ -28,7 +28,10 @@ from warden.settings import Settings
 
 PLANS = Path(__file__).resolve().parent.parent / "examples" / "plans"
 STAGES = ("dev", "staging", "pilot", "production")
-COMMITTEE = (("carol", "pilot metrics within thresholds"), ("dave", "audit and permissions reviewed"))
+COMMITTEE = (
+    ("carol", "pilot metrics within thresholds"),
+    ("dave", "audit and permissions reviewed"),
+)
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,14 @@ class Scenario:
 
 
 SCENARIOS = (
-    Scenario("good", "a good build walks every stage", "support-desk.yaml", "1.4.0", "good", ReleaseState.PROMOTED),
+    Scenario(
+        "good",
+        "a good build walks every stage",
+        "support-desk.yaml",
+        "1.4.0",
+        "good",
+        ReleaseState.PROMOTED,
+    ),
     Scenario(
         "contract",
         "a bad build fails its contract tests",
@@ -106,7 +116,9 @@ class Demo:
                 ok = self._summary(outcomes)
                 if self.keep:
                     say("")
-                    say(f"--keep: Temporal UI at http://127.0.0.1:{settings.dev_server_ui_port} — Ctrl-C to stop.")
+                    say(
+                        f"--keep: Temporal UI at http://127.0.0.1:{settings.dev_server_ui_port} — Ctrl-C to stop."
+                    )
                     try:
                         await asyncio.Event().wait()
                     except (KeyboardInterrupt, asyncio.CancelledError):
@@ -126,7 +138,9 @@ class Demo:
         devserver.ensure_running(settings, ui=True)
         processes.callback(devserver.stop, settings)
         client = await connect(settings, autostart=False)
-        say(f"  server 127.0.0.1:{settings.dev_server_port}, Web UI http://127.0.0.1:{settings.dev_server_ui_port}")
+        say(
+            f"  server 127.0.0.1:{settings.dev_server_port}, Web UI http://127.0.0.1:{settings.dev_server_ui_port}"
+        )
         return client
 
     async def _start_worker(self, client: Any, settings: Settings, stack: AsyncExitStack) -> None:
@@ -135,9 +149,13 @@ class Demo:
         worker.install_runtime(settings)
         instance = worker.build_worker(client, settings, stack=stack)
         await stack.enter_async_context(instance)
-        say(f"· worker polling task queue {settings.task_queue} (its metrics on 127.0.0.1:{settings.worker_metrics_port}/metrics)")
+        say(
+            f"· worker polling task queue {settings.task_queue} (its metrics on 127.0.0.1:{settings.worker_metrics_port}/metrics)"
+        )
 
-    def _start_services(self, settings: Settings, build: str, processes: ExitStack) -> dict[str, str]:
+    def _start_services(
+        self, settings: Settings, build: str, processes: ExitStack
+    ) -> dict[str, str]:
         from activities.flags.flagd_file import flag_file, init_flag_file
         from examples.support_desk.launcher import SupportDeskProcess, default_flags
 
@@ -168,14 +186,21 @@ class Demo:
         say(f"━━ {scenario.name}: {scenario.title} ({scenario.build} build {scenario.version}) ━━")
         with ExitStack() as services:
             urls = await asyncio.to_thread(self._start_services, settings, scenario.build, services)
-            say("· sample support-desk service up: " + ", ".join(f"{e} {u}" for e, u in urls.items()))
-            before = {env: (settings.flags_path / f"{env}.flagd.json").read_bytes() for env in STAGES}
+            say(
+                "· sample support-desk service up: "
+                + ", ".join(f"{e} {u}" for e, u in urls.items())
+            )
+            before = {
+                env: (settings.flags_path / f"{env}.flagd.json").read_bytes() for env in STAGES
+            }
             plan = self._plan(scenario, urls)
             service = ReleaseService(client, settings)
             handle = await service.start(plan, "alice", rerun=True)
             say(f"· started {handle.id} as alice (plan examples/plans/{scenario.plan})")
             if scenario is self.scenarios[0]:
-                say(f"  first stage running {time.monotonic() - self.started:.1f}s after the demo started")
+                say(
+                    f"  first stage running {time.monotonic() - self.started:.1f}s after the demo started"
+                )
             status = await self._follow(service, handle.id)
             checks = self._verify(settings, scenario, status, before)
         return status, checks
@@ -200,11 +225,15 @@ class Demo:
                     say(f"  {event.at.strftime('%H:%M:%S')} {where}{event.message}")
             if status.state == ReleaseState.WAITING_APPROVAL and not approved:
                 approved = True
-                say(f"  ↳ the committee reviews the evidence (`warden release status {release_id}`) and signs off:")
+                say(
+                    f"  ↳ the committee reviews the evidence (`warden release status {release_id}`) and signs off:"
+                )
                 for user, comment in COMMITTEE:
                     outcome = await service.approve(
                         release_id,
-                        DecisionRequest(stage=status.current_stage or "pilot", user=user, comment=comment),
+                        DecisionRequest(
+                            stage=status.current_stage or "pilot", user=user, comment=comment
+                        ),
                     )
                     say(f"    {user}: {outcome.message}")
             if status.state.ended:
@@ -212,7 +241,11 @@ class Demo:
             await asyncio.sleep(0.5)
 
     def _verify(
-        self, settings: Settings, scenario: Scenario, status: ReleaseStatus, before: dict[str, bytes]
+        self,
+        settings: Settings,
+        scenario: Scenario,
+        status: ReleaseStatus,
+        before: dict[str, bytes],
     ) -> list[str]:
         """What the scenario should leave behind, checked and printed."""
         problems: list[str] = []
@@ -234,9 +267,13 @@ class Demo:
                 if failed.contract.junit_report:
                     say(f"  JUnit report: {failed.contract.junit_report}")
         if scenario.expected == ReleaseState.ROLLED_BACK:
-            after = {env: (settings.flags_path / f"{env}.flagd.json").read_bytes() for env in STAGES}
+            after = {
+                env: (settings.flags_path / f"{env}.flagd.json").read_bytes() for env in STAGES
+            }
             same = [env for env in STAGES if after[env] == before[env]]
-            say(f"  flag files identical to before the release: {', '.join(same)} ({len(same)}/{len(STAGES)})")
+            say(
+                f"  flag files identical to before the release: {', '.join(same)} ({len(same)}/{len(STAGES)})"
+            )
             if len(same) != len(STAGES):
                 problems.append("flag files differ after rollback")
         if scenario.name == "guard":
@@ -253,7 +290,9 @@ class Demo:
             outcome = status.result.outcome.value if status.result else status.state.value
             mark = "✓" if not problems else "✗"
             ok = ok and not problems
-            say(f"  {mark} {scenario.name:<9} {status.release_id:<30} {outcome:<12} (expected {scenario.expected.value})")
+            say(
+                f"  {mark} {scenario.name:<9} {status.release_id:<30} {outcome:<12} (expected {scenario.expected.value})"
+            )
             for problem in problems:
                 say(f"      {problem}")
         say(f"  audit trail: `WARDEN_STATE_DIR={self.root} warden audit export --csv`")

@@ -78,7 +78,9 @@ def pid_file(settings: Settings) -> Path:
     return settings.resolved_state_dir / "temporal.pid"
 
 
-def wait_listening(host: str, port: int, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+def wait_listening(
+    host: str, port: int, timeout: float, process: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if is_listening(host, port):
@@ -88,7 +90,9 @@ def wait_listening(host: str, port: int, timeout: float, process: subprocess.Pop
                 f"the Temporal dev server exited with code {process.returncode}; see its log"
             )
         time.sleep(0.1)
-    raise DevServerError(f"the Temporal dev server did not listen on {host}:{port} within {timeout:.0f}s")
+    raise DevServerError(
+        f"the Temporal dev server did not listen on {host}:{port} within {timeout:.0f}s"
+    )
 
 
 def ensure_running(settings: Settings, *, ui: bool = False, timeout: float = 30.0) -> str:

@@ -45,13 +45,32 @@ config_signoffs = Table(
 PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset({"release.view", "audit.read"}),
     "release-manager": frozenset(
-        {"release.view", "release.start", "release.pause", "release.resume", "release.abort", "audit.read", "audit.write"}
+        {
+            "release.view",
+            "release.start",
+            "release.pause",
+            "release.resume",
+            "release.abort",
+            "audit.read",
+            "audit.write",
+        }
     ),
     "operator": frozenset(
-        {"release.view", "release.pause", "release.resume", "release.abort", "flags.change", "flags.view", "audit.read",
-         "audit.write", "ops.use"}
+        {
+            "release.view",
+            "release.pause",
+            "release.resume",
+            "release.abort",
+            "flags.change",
+            "flags.view",
+            "audit.read",
+            "audit.write",
+            "ops.use",
+        }
     ),
-    "committee-member": frozenset({"release.view", "release.decide", "access.decide", "audit.read", "audit.write"}),
+    "committee-member": frozenset(
+        {"release.view", "release.decide", "access.decide", "audit.read", "audit.write"}
+    ),
 }
 EVERY_ROLE = frozenset({"access.request"})
 
@@ -123,22 +142,30 @@ class GovernanceStore:
 
     def apply_grant(self, grant: AccessGrant) -> bool:
         """Record an approved change once (idempotent by change id); True when newly applied."""
-        statement = insert_for(self.engine)(access_grants).values(
-            change_id=grant.change_id,
-            user_name=grant.user,
-            role=grant.role,
-            grant=grant.grant,
-            requested_by=grant.requested_by,
-            approved_by=",".join(grant.approved_by),
-            reason=grant.reason,
-            applied_at=grant.applied_at.astimezone(UTC),
-        ).on_conflict_do_nothing(index_elements=["change_id"])
+        statement = (
+            insert_for(self.engine)(access_grants)
+            .values(
+                change_id=grant.change_id,
+                user_name=grant.user,
+                role=grant.role,
+                grant=grant.grant,
+                requested_by=grant.requested_by,
+                approved_by=",".join(grant.approved_by),
+                reason=grant.reason,
+                applied_at=grant.applied_at.astimezone(UTC),
+            )
+            .on_conflict_do_nothing(index_elements=["change_id"])
+        )
         with self.engine.begin() as conn:
             return bool(conn.execute(statement).rowcount)
 
     def grants(self) -> list[AccessGrant]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(access_grants).order_by(access_grants.c.applied_at)).mappings().all()
+            rows = (
+                conn.execute(select(access_grants).order_by(access_grants.c.applied_at))
+                .mappings()
+                .all()
+            )
         return [
             AccessGrant(
                 change_id=r["change_id"],
@@ -154,22 +181,32 @@ class GovernanceStore:
         ]
 
     def record_signoff(self, signoff: ConfigSignoff) -> bool:
-        statement = insert_for(self.engine)(config_signoffs).values(
-            change_id=signoff.change_id,
-            version=signoff.version,
-            digest=signoff.digest,
-            requested_by=signoff.requested_by,
-            approved_by=",".join(signoff.approved_by),
-            signed_at=signoff.signed_at.astimezone(UTC),
-        ).on_conflict_do_nothing(index_elements=["change_id"])
+        statement = (
+            insert_for(self.engine)(config_signoffs)
+            .values(
+                change_id=signoff.change_id,
+                version=signoff.version,
+                digest=signoff.digest,
+                requested_by=signoff.requested_by,
+                approved_by=",".join(signoff.approved_by),
+                signed_at=signoff.signed_at.astimezone(UTC),
+            )
+            .on_conflict_do_nothing(index_elements=["change_id"])
+        )
         with self.engine.begin() as conn:
             return bool(conn.execute(statement).rowcount)
 
     def signoff_for(self, digest: str) -> ConfigSignoff | None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(config_signoffs).where(config_signoffs.c.digest == digest).order_by(config_signoffs.c.signed_at)
-            ).mappings().first()
+            row = (
+                conn.execute(
+                    select(config_signoffs)
+                    .where(config_signoffs.c.digest == digest)
+                    .order_by(config_signoffs.c.signed_at)
+                )
+                .mappings()
+                .first()
+            )
         if row is None:
             return None
         return ConfigSignoff(
@@ -185,7 +222,9 @@ class GovernanceStore:
         self.engine.dispose()
 
 
-def effective_roles(governance: GovernanceFile, grants: Iterable[AccessGrant], user: str) -> frozenset[str]:
+def effective_roles(
+    governance: GovernanceFile, grants: Iterable[AccessGrant], user: str
+) -> frozenset[str]:
     """The file's roles, then every approved grant and revocation in the order applied."""
     found = governance.user(user)
     roles = set(found.roles) if found else set()
@@ -199,7 +238,9 @@ def effective_roles(governance: GovernanceFile, grants: Iterable[AccessGrant], u
     return frozenset(roles)
 
 
-def principal_for_token(governance: GovernanceFile, grants: Iterable[AccessGrant], token: str) -> Principal | None:
+def principal_for_token(
+    governance: GovernanceFile, grants: Iterable[AccessGrant], token: str
+) -> Principal | None:
     digest = hash_token(token)
     for user in governance.users:
         if user.token_sha256 and hmac.compare_digest(user.token_sha256, digest):

@@ -79,7 +79,12 @@ class AccessService:
             request,
             id=change_id,
             task_queue=self.settings.task_queue,
-            memo={"kind": request.kind, "user": request.user, "role": request.role, "requested_by": request.requested_by},
+            memo={
+                "kind": request.kind,
+                "user": request.user,
+                "role": request.role,
+                "requested_by": request.requested_by,
+            },
             static_summary=f"{request.requested_by}: {request.kind} {request.role or ''} {request.user or ''}".strip(),
         )
         return change_id
@@ -90,19 +95,27 @@ class AccessService:
             return await handle.query(AccessChangeWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
-                raise UnknownRelease(f"unknown access change {change_id!r} (see `warden access list`)") from None
+                raise UnknownRelease(
+                    f"unknown access change {change_id!r} (see `warden access list`)"
+                ) from None
             raise
 
     async def wait(self, change_id: str) -> AccessChangeStatus:
-        return await self.client.get_workflow_handle_for(AccessChangeWorkflow.run, change_id).result()
+        return await self.client.get_workflow_handle_for(
+            AccessChangeWorkflow.run, change_id
+        ).result()
 
-    async def decide(self, change_id: str, decision: AccessDecision, approve: bool) -> AccessChangeStatus:
+    async def decide(
+        self, change_id: str, decision: AccessDecision, approve: bool
+    ) -> AccessChangeStatus:
         handle = self.client.get_workflow_handle_for(AccessChangeWorkflow.run, change_id)
         try:
             description = await handle.describe()
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
-                raise UnknownRelease(f"unknown access change {change_id!r} (see `warden access list`)") from None
+                raise UnknownRelease(
+                    f"unknown access change {change_id!r} (see `warden access list`)"
+                ) from None
             raise
         if description.status != WorkflowExecutionStatus.RUNNING:
             raise RequestRefused(f"access change {change_id} has already ended", "Ended")
@@ -117,7 +130,9 @@ class AccessService:
 
     async def list(self, limit: int = 50) -> list[dict[str, Any]]:
         rows = []
-        async for execution in self.client.list_workflows("WorkflowType = 'AccessChangeWorkflow'", limit=limit):
+        async for execution in self.client.list_workflows(
+            "WorkflowType = 'AccessChangeWorkflow'", limit=limit
+        ):
             memo = await execution.memo()
             rows.append(
                 {
@@ -127,7 +142,9 @@ class AccessService:
                     "role": memo.get("role"),
                     "requested_by": memo.get("requested_by"),
                     "status": execution.status.name.lower() if execution.status else "",
-                    "started_at": execution.start_time.isoformat() if execution.start_time else None,
+                    "started_at": execution.start_time.isoformat()
+                    if execution.start_time
+                    else None,
                 }
             )
         return rows

@@ -110,7 +110,9 @@ def section(model: type[BaseModel], title: str) -> str:
         if key == "provider":
             continue
         description = (field.description or "").replace("\n", " ").replace("|", "\\|")
-        lines.append(f"| `{key}` | {type_name(field.annotation)} | {default_text(field)} | {description} |")
+        lines.append(
+            f"| `{key}` | {type_name(field.annotation)} | {default_text(field)} | {description} |"
+        )
     return "\n".join(lines)
 
 

@@ -123,7 +123,9 @@ class ReleaseService:
                 id=release_id,
                 task_queue=self.settings.task_queue,
                 id_reuse_policy=(
-                    WorkflowIDReusePolicy.ALLOW_DUPLICATE if rerun else WorkflowIDReusePolicy.REJECT_DUPLICATE
+                    WorkflowIDReusePolicy.ALLOW_DUPLICATE
+                    if rerun
+                    else WorkflowIDReusePolicy.REJECT_DUPLICATE
                 ),
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 memo={
@@ -147,7 +149,9 @@ class ReleaseService:
                 f"release {release_id} is already running; watch it with `warden release watch {release_id}`"
             )
         memo = await description.memo()
-        state = memo.get("state", description.status.name.lower() if description.status else "ended")
+        state = memo.get(
+            "state", description.status.name.lower() if description.status else "ended"
+        )
         return ReleaseExists(
             f"release {release_id} already ran ({state}); bump the version or start it again with --rerun"
         )
@@ -173,7 +177,9 @@ class ReleaseService:
             raise WardenError(f"status of {release_id} could not be read: {exc.message}") from None
 
     async def _describe(self, release_id: str) -> Any:
-        unknown = UnknownRelease(f"unknown release {short_repr(release_id, 120)} (see `warden release list`)")
+        unknown = UnknownRelease(
+            f"unknown release {short_repr(release_id, 120)} (see `warden release list`)"
+        )
         if not release_id.strip():
             raise unknown  # Temporal refuses an empty workflow id outright
         try:
@@ -193,7 +199,9 @@ class ReleaseService:
     async def list(self, *, limit: int = 50, query: str | None = None) -> list[ReleaseSummary]:
         return [row async for row in self.iter_list(limit=limit, query=query)]
 
-    async def iter_list(self, *, limit: int = 50, query: str | None = None) -> AsyncIterator[ReleaseSummary]:
+    async def iter_list(
+        self, *, limit: int = 50, query: str | None = None
+    ) -> AsyncIterator[ReleaseSummary]:
         visibility = "WorkflowType = 'ReleaseWorkflow'" + (f" AND {query}" if query else "")
         async for execution in self.client.list_workflows(visibility, limit=limit):
             memo = await execution.memo()
@@ -214,27 +222,45 @@ class ReleaseService:
     # -- deciding and controlling ----------------------------------------------------------
 
     async def approve(self, release_id: str, request: DecisionRequest) -> DecisionOutcome:
-        return await self._update(release_id, "approve", request, ReleaseWorkflow.approve, request.stage)
+        outcome: DecisionOutcome = await self._update(
+            release_id, "approve", request, ReleaseWorkflow.approve, request.stage
+        )
+        return outcome
 
     async def reject(self, release_id: str, request: DecisionRequest) -> DecisionOutcome:
-        return await self._update(release_id, "reject", request, ReleaseWorkflow.reject, request.stage)
+        outcome: DecisionOutcome = await self._update(
+            release_id, "reject", request, ReleaseWorkflow.reject, request.stage
+        )
+        return outcome
 
     async def pause(self, release_id: str, request: ControlRequest) -> ControlOutcome:
-        return await self._update(release_id, "pause", request, ReleaseWorkflow.pause)
+        outcome: ControlOutcome = await self._update(
+            release_id, "pause", request, ReleaseWorkflow.pause
+        )
+        return outcome
 
     async def resume(self, release_id: str, request: ControlRequest) -> ControlOutcome:
-        return await self._update(release_id, "resume", request, ReleaseWorkflow.resume)
+        outcome: ControlOutcome = await self._update(
+            release_id, "resume", request, ReleaseWorkflow.resume
+        )
+        return outcome
 
     async def abort(self, release_id: str, request: AbortRequest) -> ControlOutcome:
-        return await self._update(release_id, "abort", request, ReleaseWorkflow.abort)
+        outcome: ControlOutcome = await self._update(
+            release_id, "abort", request, ReleaseWorkflow.abort
+        )
+        return outcome
 
-    async def _update(self, release_id: str, name: str, request: Any, method: Any, stage: str | None = None) -> Any:
+    async def _update(
+        self, release_id: str, name: str, request: Any, method: Any, stage: str | None = None
+    ) -> Any:
         description = await self._describe(release_id)
         handle = self.handle(release_id)
         if description.status != WorkflowExecutionStatus.RUNNING:
             memo = await description.memo()
             raise RequestRefused(
-                f"release {release_id} has already ended ({memo.get('state', 'closed')})", "ReleaseEnded"
+                f"release {release_id} has already ended ({memo.get('state', 'closed')})",
+                "ReleaseEnded",
             )
         try:
             return await handle.execute_update(method, request, rpc_timeout=QUERY_TIMEOUT)
@@ -251,11 +277,18 @@ class ReleaseService:
                     "start one with `warden worker`"
                 ) from None
             if exc.status == RPCStatusCode.NOT_FOUND:
-                raise RequestRefused(f"release {release_id} has already ended", "ReleaseEnded") from None
+                raise RequestRefused(
+                    f"release {release_id} has already ended", "ReleaseEnded"
+                ) from None
             raise
 
     async def _record_refusal(
-        self, handle: WorkflowHandle[Any, Any], name: str, request: Any, reason: str, stage: str | None
+        self,
+        handle: WorkflowHandle[Any, Any],
+        name: str,
+        request: Any,
+        reason: str,
+        stage: str | None,
     ) -> None:
         refusal = RefusalRecord(
             refusal_id=uuid.uuid4().hex,

@@ -79,19 +79,25 @@ class Settings(BaseSettings):
     # HTTP API and its operational switches
     api_host: str = Field(default="127.0.0.1", description="Where `warden api` listens.")
     api_port: int = Field(default=8700, ge=1, le=65535)
-    api_url: str | None = Field(default=None, description="The CLI talks to this API (with WARDEN_TOKEN) instead of Temporal.")
+    api_url: str | None = Field(
+        default=None,
+        description="The CLI talks to this API (with WARDEN_TOKEN) instead of Temporal.",
+    )
     dev_endpoints: bool | None = Field(
-        default=None, description="Dev endpoints (demo data); default on only when WARDEN_ENV is dev or staging."
+        default=None,
+        description="Dev endpoints (demo data); default on only when WARDEN_ENV is dev or staging.",
     )
     ops_endpoints: bool | None = Field(
         default=None,
         description="Operational endpoints (re-run a check, force-restore flags, task queue); default on only in dev/staging.",
     )
     ops_allow_users: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Comma-separated users allowed on dev/ops endpoints (empty = any allowed role)."
+        default_factory=list,
+        description="Comma-separated users allowed on dev/ops endpoints (empty = any allowed role).",
     )
     ops_allow_cidrs: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Comma-separated client networks allowed on dev/ops endpoints (empty = any)."
+        default_factory=list,
+        description="Comma-separated client networks allowed on dev/ops endpoints (empty = any).",
     )
     # Worker
     worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
@@ -114,7 +120,9 @@ class Settings(BaseSettings):
             try:
                 ipaddress.ip_network(cidr, strict=False)
             except ValueError:
-                raise ValueError(f"{cidr!r} is not a network (e.g. 10.0.0.0/8 or 127.0.0.1/32)") from None
+                raise ValueError(
+                    f"{cidr!r} is not a network (e.g. 10.0.0.0/8 or 127.0.0.1/32)"
+                ) from None
         return value
 
     @property

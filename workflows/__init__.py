@@ -6,4 +6,10 @@ from workflows.release import ReleaseWorkflow
 
 WORKFLOWS = [ReleaseWorkflow, AccessChangeWorkflow, FlagChangeWorkflow, FlagReadWorkflow]
 
-__all__ = ["WORKFLOWS", "AccessChangeWorkflow", "FlagChangeWorkflow", "FlagReadWorkflow", "ReleaseWorkflow"]
+__all__ = [
+    "WORKFLOWS",
+    "AccessChangeWorkflow",
+    "FlagChangeWorkflow",
+    "FlagReadWorkflow",
+    "ReleaseWorkflow",
+]

@@ -47,9 +47,17 @@ class AccessChangeWorkflow:
     @workflow.run
     async def run(self, request: AccessChangeRequest) -> AccessChangeStatus:
         status = self._status
-        await self._audit("access.requested", "waiting", request.requested_by,
-                          {"kind": request.kind, "role": request.role, "reason": request.reason,
-                           "devIdentity": request.dev_identity})
+        await self._audit(
+            "access.requested",
+            "waiting",
+            request.requested_by,
+            {
+                "kind": request.kind,
+                "role": request.role,
+                "reason": request.reason,
+                "devIdentity": request.dev_identity,
+            },
+        )
         try:
             governance: GovernanceStatus = await workflow.execute_activity_method(
                 GovernanceActivities.governance_status, **policies.governance_options()
@@ -57,9 +65,13 @@ class AccessChangeWorkflow:
         except ActivityError as exc:
             return await self._close("rejected", f"governance file unusable: {cause(exc)}")
         if not governance.configured:
-            return await self._close("rejected", "no governance file is configured (WARDEN_GOVERNANCE_FILE)")
+            return await self._close(
+                "rejected", "no governance file is configured (WARDEN_GOVERNANCE_FILE)"
+            )
         if request.kind != "config-signoff" and request.user not in governance.users:
-            return await self._close("rejected", f"{request.user} is not a user in governance file {governance.version}")
+            return await self._close(
+                "rejected", f"{request.user} is not a user in governance file {governance.version}"
+            )
         status.committee = governance.access_committee
         status.members = governance.members
         status.quorum = governance.quorum
@@ -85,11 +97,17 @@ class AccessChangeWorkflow:
             )
         )
         try:
-            await workflow.wait_condition(lambda: self._decided() is not None, timeout=ACCESS_DEADLINE)
+            await workflow.wait_condition(
+                lambda: self._decided() is not None, timeout=ACCESS_DEADLINE
+            )
         except TimeoutError:
-            return await self._close("expired", "no quorum before the deadline; nothing was changed")
+            return await self._close(
+                "expired", "no quorum before the deadline; nothing was changed"
+            )
         if self._decided() == "rejected":
-            return await self._close("rejected", f"rejected by {', '.join(status.rejections)}; nothing was changed")
+            return await self._close(
+                "rejected", f"rejected by {', '.join(status.rejections)}; nothing was changed"
+            )
         status.state = "approved"
         await workflow.execute_activity_method(
             GovernanceActivities.apply_access_change,
@@ -106,7 +124,9 @@ class AccessChangeWorkflow:
             ),
             **policies.governance_write_options(),
         )
-        return await self._close("applied", f"approved by {', '.join(status.approvals)} and applied")
+        return await self._close(
+            "applied", f"approved by {', '.join(status.approvals)} and applied"
+        )
 
     def _describe(self) -> str:
         request = self._request
@@ -125,7 +145,9 @@ class AccessChangeWorkflow:
     async def _close(self, state: str, message: str) -> AccessChangeStatus:
         self._status.state = state  # type: ignore[assignment]
         self._status.message = message
-        await self._audit(f"access.{state}", state, self._request.requested_by, {"message": message})
+        await self._audit(
+            f"access.{state}", state, self._request.requested_by, {"message": message}
+        )
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._status
 
@@ -147,8 +169,12 @@ class AccessChangeWorkflow:
     @workflow.update
     async def approve(self, decision: AccessDecision) -> AccessChangeStatus:
         self._status.approvals.append(decision.user)
-        await self._audit("access.approval", "accepted", decision.user,
-                          {"comment": decision.comment, "devIdentity": decision.dev_identity})
+        await self._audit(
+            "access.approval",
+            "accepted",
+            decision.user,
+            {"comment": decision.comment, "devIdentity": decision.dev_identity},
+        )
         return self._status
 
     @approve.validator
@@ -158,8 +184,12 @@ class AccessChangeWorkflow:
     @workflow.update
     async def reject(self, decision: AccessDecision) -> AccessChangeStatus:
         self._status.rejections.append(decision.user)
-        await self._audit("access.rejection", "accepted", decision.user,
-                          {"comment": decision.comment, "devIdentity": decision.dev_identity})
+        await self._audit(
+            "access.rejection",
+            "accepted",
+            decision.user,
+            {"comment": decision.comment, "devIdentity": decision.dev_identity},
+        )
         return self._status
 
     @reject.validator
@@ -172,12 +202,18 @@ class AccessChangeWorkflow:
         require_payload(decision, AccessDecision, "a decision")
         status = self._status
         if not self._ready or status.state != "waiting" or self._decided() is not None:
-            raise ApplicationError(f"access change {status.change_id} is not waiting for decisions ({status.state})",
-                                   type="NotAwaitingApproval")
+            raise ApplicationError(
+                f"access change {status.change_id} is not waiting for decisions ({status.state})",
+                type="NotAwaitingApproval",
+            )
         if decision.user == self._request.requested_by:
-            raise ApplicationError(f"{decision.user} asked for this change and cannot decide it", type="SelfApproval")
+            raise ApplicationError(
+                f"{decision.user} asked for this change and cannot decide it", type="SelfApproval"
+            )
         if decision.user == self._request.user:
-            raise ApplicationError(f"{decision.user} cannot decide a change to their own access", type="SelfApproval")
+            raise ApplicationError(
+                f"{decision.user} cannot decide a change to their own access", type="SelfApproval"
+            )
         if decision.user not in status.members:
             raise ApplicationError(
                 f"{decision.user} is not a member of committee {status.committee} "
@@ -185,6 +221,10 @@ class AccessChangeWorkflow:
                 type="NotAMember",
             )
         if decision.user in status.approvals or decision.user in status.rejections:
-            raise ApplicationError(f"{decision.user} has already decided this change", type="AlreadyDecided")
+            raise ApplicationError(
+                f"{decision.user} has already decided this change", type="AlreadyDecided"
+            )
         if status.deadline_at is not None and workflow.now() >= status.deadline_at:
-            raise ApplicationError("the deadline of this access change has passed", type="DeadlinePassed")
+            raise ApplicationError(
+                "the deadline of this access change has passed", type="DeadlinePassed"
+            )

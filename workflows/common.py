@@ -47,7 +47,9 @@ async def record_audit(
 async def send_notice(notice: Notice) -> str | None:
     """Best effort: returns a problem description instead of failing the workflow."""
     try:
-        await workflow.execute_activity_method(NoticeActivities.send_notice, notice, **policies.notice_options())
+        await workflow.execute_activity_method(
+            NoticeActivities.send_notice, notice, **policies.notice_options()
+        )
     except ActivityError as exc:
         return cause(exc)
     return None

@@ -85,7 +85,9 @@ MAX_ROLLBACK_BACKOFF = timedelta(minutes=5)
 class ReleaseStop(Exception):
     """Ends the release without promotion; `outcome` is how it ends before any rollback."""
 
-    def __init__(self, outcome: ReleaseState, reason: str, trigger: str, stage: str | None = None) -> None:
+    def __init__(
+        self, outcome: ReleaseState, reason: str, trigger: str, stage: str | None = None
+    ) -> None:
         super().__init__(reason)
         self.outcome = outcome
         self.reason = reason
@@ -123,7 +125,9 @@ class ReleaseWorkflow:
                     name=stage.name,
                     environment=stage.env,
                     base_url=stage.base_url,
-                    checklist=[ChecklistItem(key=key, title=CHECKLIST_TITLES[key]) for key in ChecklistKey],
+                    checklist=[
+                        ChecklistItem(key=key, title=CHECKLIST_TITLES[key]) for key in ChecklistKey
+                    ],
                 )
                 for stage in plan.stages
             ],
@@ -170,7 +174,9 @@ class ReleaseWorkflow:
         return await self._gate_activity(
             "governance",
             stage,
-            workflow.execute_activity_method(GovernanceActivities.governance_status, **policies.governance_options()),
+            workflow.execute_activity_method(
+                GovernanceActivities.governance_status, **policies.governance_options()
+            ),
         )
 
     async def _prepare_governance(self) -> None:
@@ -199,10 +205,15 @@ class ReleaseWorkflow:
             for stage in production:
                 self._item(stage.name, ChecklistKey.SIGNOFF, ItemStatus.FAILED, reason)
             raise ReleaseStop(ReleaseState.FAILED, reason, "governance", production[0].name)
-        await self._audit("governance.checked", "signed-off", details={
-            "version": governance.version, "digest": governance.digest,
-            "approvedBy": governance.signoff.approved_by,
-        })
+        await self._audit(
+            "governance.checked",
+            "signed-off",
+            details={
+                "version": governance.version,
+                "digest": governance.digest,
+                "approvedBy": governance.signoff.approved_by,
+            },
+        )
 
     async def _recheck_governance(self, stage: Stage) -> None:
         """The file may have changed while earlier stages ran; a new version needs its own sign-off."""
@@ -222,17 +233,25 @@ class ReleaseWorkflow:
         governance = self._governance
         if governance is None or not governance.configured or governance.signoff is None:
             return ""
-        return (
-            f"governance file {governance.version} signed off by {', '.join(governance.signoff.approved_by)}"
-        )
+        return f"governance file {governance.version} signed off by {', '.join(governance.signoff.approved_by)}"
 
     async def _prepare_flags(self) -> None:
         """Checklist items 2 and 5, before the first change: flags exist, state captured and read back."""
         ramped = [s for s in self._plan.stages if s.flags]
         flagless = [s for s in self._plan.stages if not s.flags]
         for stage in flagless:
-            self._item(stage.name, ChecklistKey.FLAGS, ItemStatus.NOT_APPLICABLE, "the stage changes no flags")
-            self._item(stage.name, ChecklistKey.ROLLBACK_PLAN, ItemStatus.NOT_APPLICABLE, "nothing to roll back")
+            self._item(
+                stage.name,
+                ChecklistKey.FLAGS,
+                ItemStatus.NOT_APPLICABLE,
+                "the stage changes no flags",
+            )
+            self._item(
+                stage.name,
+                ChecklistKey.ROLLBACK_PLAN,
+                ItemStatus.NOT_APPLICABLE,
+                "nothing to roll back",
+            )
         if not self._plan.flags or not ramped:
             return
         environments = list(dict.fromkeys(s.env for s in ramped))
@@ -258,7 +277,12 @@ class ReleaseWorkflow:
         )
         if missing:
             for stage in ramped:
-                self._item(stage.name, ChecklistKey.FLAGS, ItemStatus.FAILED, "missing: " + ", ".join(missing))
+                self._item(
+                    stage.name,
+                    ChecklistKey.FLAGS,
+                    ItemStatus.FAILED,
+                    "missing: " + ", ".join(missing),
+                )
             raise ReleaseStop(
                 ReleaseState.FAILED,
                 "flags missing in the flag backend: " + ", ".join(missing),
@@ -285,8 +309,12 @@ class ReleaseWorkflow:
         for stage in ramped:
             snap = self._snapshots.get(stage.env)
             if snap is None:
-                self._item(stage.name, ChecklistKey.ROLLBACK_PLAN, ItemStatus.FAILED, "no snapshot taken")
-                raise ReleaseStop(ReleaseState.FAILED, f"no flag snapshot for {stage.env}", "flags", stage.name)
+                self._item(
+                    stage.name, ChecklistKey.ROLLBACK_PLAN, ItemStatus.FAILED, "no snapshot taken"
+                )
+                raise ReleaseStop(
+                    ReleaseState.FAILED, f"no flag snapshot for {stage.env}", "flags", stage.name
+                )
             self._item(
                 stage.name,
                 ChecklistKey.ROLLBACK_PLAN,
@@ -330,24 +358,39 @@ class ReleaseWorkflow:
                 ),
             )
             status.smoke = report
-            await self._audit("smoke.result", "passed" if report.passed else "failed", stage=stage.name,
-                              details={"summary": report.summary()})
-            self._event("smoke.result", f"smoke checks {'passed' if report.passed else 'failed'}: {report.summary()}",
-                        stage=stage.name)
+            await self._audit(
+                "smoke.result",
+                "passed" if report.passed else "failed",
+                stage=stage.name,
+                details={"summary": report.summary()},
+            )
+            self._event(
+                "smoke.result",
+                f"smoke checks {'passed' if report.passed else 'failed'}: {report.summary()}",
+                stage=stage.name,
+            )
             if not report.passed:
-                raise ReleaseStop(ReleaseState.FAILED, f"smoke checks failed in {stage.name}: {report.summary()}",
-                                  "smoke", stage.name)
+                raise ReleaseStop(
+                    ReleaseState.FAILED,
+                    f"smoke checks failed in {stage.name}: {report.summary()}",
+                    "smoke",
+                    stage.name,
+                )
 
         # Switch the release on here (guarded), then prove the stage as it now serves, then sign off.
         await self._ramp_flags(stage, status)
         if stage.bake > timedelta(0):
-            await self._guarded_wait(stage, stage.bake, f"bake {format_duration(stage.bake)} in {stage.name}")
+            await self._guarded_wait(
+                stage, stage.bake, f"bake {format_duration(stage.bake)} in {stage.name}"
+            )
         await self._contract_gate(stage, status)
         await self._pre_checks(stage, status)
         await self._signoff_gate(stage, status)
 
         not_passed = [
-            i.key.value for i in status.checklist if i.status not in (ItemStatus.PASSED, ItemStatus.NOT_APPLICABLE)
+            i.key.value
+            for i in status.checklist
+            if i.status not in (ItemStatus.PASSED, ItemStatus.NOT_APPLICABLE)
         ]
         if not_passed:
             raise ReleaseStop(
@@ -365,7 +408,12 @@ class ReleaseWorkflow:
 
     async def _contract_gate(self, stage: Stage, status: StageStatus) -> None:
         if stage.contract is None:
-            self._item(stage.name, ChecklistKey.CONTRACT, ItemStatus.NOT_APPLICABLE, "no contract configured")
+            self._item(
+                stage.name,
+                ChecklistKey.CONTRACT,
+                ItemStatus.NOT_APPLICABLE,
+                "no contract configured",
+            )
             return
         await self._checkpoint(f"contract tests in {stage.name}")
         report: ContractReport = await self._gate_activity(
@@ -388,23 +436,39 @@ class ReleaseWorkflow:
         )
         status.contract = report
         summary = report.summary()
-        self._item(stage.name, ChecklistKey.CONTRACT, ItemStatus.PASSED if report.passed else ItemStatus.FAILED, summary)
-        await self._audit("contract.result", "passed" if report.passed else "failed", stage=stage.name,
-                          details={"summary": summary, "junit": report.junit_report, "json": report.json_report})
+        self._item(
+            stage.name,
+            ChecklistKey.CONTRACT,
+            ItemStatus.PASSED if report.passed else ItemStatus.FAILED,
+            summary,
+        )
+        await self._audit(
+            "contract.result",
+            "passed" if report.passed else "failed",
+            stage=stage.name,
+            details={"summary": summary, "junit": report.junit_report, "json": report.json_report},
+        )
         self._event("contract.result", f"contract tests {summary}", stage=stage.name)
         if not report.passed:
-            raise ReleaseStop(ReleaseState.FAILED, f"contract tests failed in {stage.name}: {summary}",
-                              "contract", stage.name)
+            raise ReleaseStop(
+                ReleaseState.FAILED,
+                f"contract tests failed in {stage.name}: {summary}",
+                "contract",
+                stage.name,
+            )
 
     async def _pre_checks(self, stage: Stage, status: StageStatus) -> None:
         checks = stage.pre_checks()
         if not checks:
-            self._item(stage.name, ChecklistKey.THRESHOLDS, ItemStatus.NOT_APPLICABLE, "no metric checks")
+            self._item(
+                stage.name, ChecklistKey.THRESHOLDS, ItemStatus.NOT_APPLICABLE, "no metric checks"
+            )
             return
         while True:
             await self._checkpoint(f"metric checks in {stage.name}")
             window = max(
-                (c.initial_delay + c.interval * ((c.count or 1) - 1) for c in checks), default=timedelta()
+                (c.initial_delay + c.interval * ((c.count or 1) - 1) for c in checks),
+                default=timedelta(),
             )
             report: ChecksReport = await self._gate_activity(
                 "checks",
@@ -427,7 +491,12 @@ class ReleaseWorkflow:
             )
             status.checks = report
             summary = report.summary()
-            await self._audit("checks.result", report.outcome.value, stage=stage.name, details={"summary": summary})
+            await self._audit(
+                "checks.result",
+                report.outcome.value,
+                stage=stage.name,
+                details={"summary": summary},
+            )
             self._event("checks.result", f"metric checks {summary}", stage=stage.name)
             if report.outcome == ChecksOutcome.PASSED:
                 self._item(stage.name, ChecklistKey.THRESHOLDS, ItemStatus.PASSED, summary)
@@ -435,19 +504,31 @@ class ReleaseWorkflow:
             if report.outcome == ChecksOutcome.INCONCLUSIVE:
                 # Missing evidence is never a pass: wait for a person to resume (re-run) or abort.
                 self._item(stage.name, ChecklistKey.THRESHOLDS, ItemStatus.PENDING, summary)
-                await self._auto_pause(f"metric checks inconclusive in {stage.name}: {summary}; resume to re-run")
+                await self._auto_pause(
+                    f"metric checks inconclusive in {stage.name}: {summary}; resume to re-run"
+                )
                 continue
             if report.action == CheckAction.NOTIFY:
                 await self._notice_trip(stage, report)
-                self._item(stage.name, ChecklistKey.THRESHOLDS, ItemStatus.PASSED,
-                           summary + " (notify-only checks tripped)")
+                self._item(
+                    stage.name,
+                    ChecklistKey.THRESHOLDS,
+                    ItemStatus.PASSED,
+                    summary + " (notify-only checks tripped)",
+                )
                 return
             self._item(stage.name, ChecklistKey.THRESHOLDS, ItemStatus.FAILED, summary)
             if report.action == CheckAction.PAUSE:
-                await self._auto_pause(f"check {report.tripped} failed in {stage.name}; resume to re-run")
+                await self._auto_pause(
+                    f"check {report.tripped} failed in {stage.name}; resume to re-run"
+                )
                 continue
-            raise ReleaseStop(ReleaseState.FAILED, f"metric check {report.tripped} failed in {stage.name}: {summary}",
-                              "checks", stage.name)
+            raise ReleaseStop(
+                ReleaseState.FAILED,
+                f"metric check {report.tripped} failed in {stage.name}: {summary}",
+                "checks",
+                stage.name,
+            )
 
     async def _ramp_flags(self, stage: Stage, status: StageStatus) -> None:
         for ramp in stage.flags:
@@ -464,23 +545,39 @@ class ReleaseWorkflow:
                         FlagActivities.apply_flag_change,
                         FlagChangeInput(
                             release_id=self._release_id,
-                            change=FlagChange(flag=ramp.flag, environment=stage.env, percent=percent),
+                            change=FlagChange(
+                                flag=ramp.flag, environment=stage.env, percent=percent
+                            ),
                             trace_id=self._input.trace_id,
                         ),
                         **policies.flag_write_options(),
                     ),
                 )
-                step = FlagStepRecord(flag=ramp.flag, environment=stage.env, percent=percent, at=workflow.now())
+                step = FlagStepRecord(
+                    flag=ramp.flag, environment=stage.env, percent=percent, at=workflow.now()
+                )
                 status.flag_steps.append(step)
-                await self._audit("flag.changed", "applied", stage=stage.name, entity=f"flag:{ramp.flag}@{stage.env}",
-                                  details={"percent": percent, "changed": result.changed,
-                                           "before": result.before.percent if result.before else None})
-                self._event("flag.changed", f"{ramp.flag} → {percent}% in {stage.env}", stage=stage.name)
+                await self._audit(
+                    "flag.changed",
+                    "applied",
+                    stage=stage.name,
+                    entity=f"flag:{ramp.flag}@{stage.env}",
+                    details={
+                        "percent": percent,
+                        "changed": result.changed,
+                        "before": result.before.percent if result.before else None,
+                    },
+                )
+                self._event(
+                    "flag.changed", f"{ramp.flag} → {percent}% in {stage.env}", stage=stage.name
+                )
                 if ramp.bake > timedelta(0):
                     step.state = "baking"
                     try:
                         await self._guarded_wait(
-                            stage, ramp.bake, f"{ramp.flag} at {percent}% baking {format_duration(ramp.bake)}"
+                            stage,
+                            ramp.bake,
+                            f"{ramp.flag} at {percent}% baking {format_duration(ramp.bake)}",
                         )
                     except ReleaseStop:
                         step.state = "tripped"
@@ -528,13 +625,22 @@ class ReleaseWorkflow:
                 await self._alerts_changed(stage, report)
                 continue
             summary = report.summary()
-            await self._audit("guard.tripped", report.outcome.value, stage=stage.name,
-                              details={"check": report.tripped, "summary": summary, "during": label})
-            self._event("guard.tripped", f"guard {report.tripped or ''} {report.outcome.value} during {label}: {summary}",
-                        stage=stage.name)
+            await self._audit(
+                "guard.tripped",
+                report.outcome.value,
+                stage=stage.name,
+                details={"check": report.tripped, "summary": summary, "during": label},
+            )
+            self._event(
+                "guard.tripped",
+                f"guard {report.tripped or ''} {report.outcome.value} during {label}: {summary}",
+                stage=stage.name,
+            )
             if report.outcome == ChecksOutcome.INCONCLUSIVE or report.action == CheckAction.PAUSE:
                 self._item(stage.name, ChecklistKey.THRESHOLDS, ItemStatus.PENDING, summary)
-                await self._auto_pause(f"guard {report.outcome.value} during {label}; resume to keep watching")
+                await self._auto_pause(
+                    f"guard {report.outcome.value} during {label}; resume to keep watching"
+                )
                 state = [s.resumed() for s in state]
                 continue
             self._item(stage.name, ChecklistKey.THRESHOLDS, ItemStatus.FAILED, summary)
@@ -547,14 +653,20 @@ class ReleaseWorkflow:
 
     def _record_guard(self, status: StageStatus, report: ChecksReport) -> None:
         status.guards.append(report)
-        del status.guards[:-5]  # the latest reports are the evidence; older ones are in the audit trail
+        del status.guards[
+            :-5
+        ]  # the latest reports are the evidence; older ones are in the audit trail
 
     async def _alerts_changed(self, stage: Stage, report: ChecksReport) -> None:
         active = {a.check: a for a in self._status.alerts if a.active and a.stage == stage.name}
         for check in report.checks:
             if check.alerting and check.name not in active:
-                alert = Alert(check=check.name, stage=stage.name, since=workflow.now(),
-                              message=check.message or f"{check.name} breached")
+                alert = Alert(
+                    check=check.name,
+                    stage=stage.name,
+                    since=workflow.now(),
+                    message=check.message or f"{check.name} breached",
+                )
                 self._status.alerts.append(alert)
                 await self._notify(
                     f"alert:{check.name}:{len(self._status.alerts)}",
@@ -564,8 +676,12 @@ class ReleaseWorkflow:
                     audience=self._audience_for(stage, check.name),
                     stage=stage.name,
                 )
-                await self._audit("alert.raised", "active", stage=stage.name, details={"check": check.name})
-                self._event("alert.raised", f"alert {check.name}: {alert.message}", stage=stage.name)
+                await self._audit(
+                    "alert.raised", "active", stage=stage.name, details={"check": check.name}
+                )
+                self._event(
+                    "alert.raised", f"alert {check.name}: {alert.message}", stage=stage.name
+                )
             elif not check.alerting and check.name in active:
                 active[check.name].active = False
                 await self._notify(
@@ -575,7 +691,9 @@ class ReleaseWorkflow:
                     audience=self._audience_for(stage, check.name),
                     stage=stage.name,
                 )
-                await self._audit("alert.cleared", "cleared", stage=stage.name, details={"check": check.name})
+                await self._audit(
+                    "alert.cleared", "cleared", stage=stage.name, details={"check": check.name}
+                )
                 self._event("alert.cleared", f"alert {check.name} cleared", stage=stage.name)
 
     async def _notice_trip(self, stage: Stage, report: ChecksReport) -> None:
@@ -599,7 +717,12 @@ class ReleaseWorkflow:
             if governance:
                 self._item(stage.name, ChecklistKey.SIGNOFF, ItemStatus.PASSED, governance)
             else:
-                self._item(stage.name, ChecklistKey.SIGNOFF, ItemStatus.NOT_APPLICABLE, "no sign-off required")
+                self._item(
+                    stage.name,
+                    ChecklistKey.SIGNOFF,
+                    ItemStatus.NOT_APPLICABLE,
+                    "no sign-off required",
+                )
             return
         await self._checkpoint(f"sign-off of {stage.name}")
         if spec.committee:
@@ -608,7 +731,11 @@ class ReleaseWorkflow:
                 stage.name,
                 workflow.execute_activity_method(
                     GovernanceActivities.resolve_members,
-                    MembersInput(committee=spec.committee, approvers=spec.approvers, release_id=self._release_id),
+                    MembersInput(
+                        committee=spec.committee,
+                        approvers=spec.approvers,
+                        release_id=self._release_id,
+                    ),
                     **policies.governance_options(),
                 ),
             )
@@ -635,11 +762,20 @@ class ReleaseWorkflow:
         status.signoff = gate
         status.state = StageState.WAITING_APPROVAL
         self._status.state = ReleaseState.WAITING_APPROVAL
-        self._set_step(f"waiting for sign-off of {stage.name} ({spec.quorum} of {len(members.members)})")
+        self._set_step(
+            f"waiting for sign-off of {stage.name} ({spec.quorum} of {len(members.members)})"
+        )
         self._publish()
-        await self._audit("signoff.requested", "waiting", stage=stage.name,
-                          details={"members": members.members, "quorum": spec.quorum,
-                                   "deadline": deadline_at.isoformat()})
+        await self._audit(
+            "signoff.requested",
+            "waiting",
+            stage=stage.name,
+            details={
+                "members": members.members,
+                "quorum": spec.quorum,
+                "deadline": deadline_at.isoformat(),
+            },
+        )
         await self._notify(
             f"signoff:{stage.name}",
             f"Sign-off needed: {self._release_id} at {stage.name}",
@@ -649,8 +785,11 @@ class ReleaseWorkflow:
             audience=["committee"],
             stage=stage.name,
         )
-        self._event("signoff.requested", f"waiting for {spec.quorum} approval(s) by {deadline_at.isoformat()}",
-                    stage=stage.name)
+        self._event(
+            "signoff.requested",
+            f"waiting for {spec.quorum} approval(s) by {deadline_at.isoformat()}",
+            stage=stage.name,
+        )
 
         def decided() -> bool:
             return self._signoff_decision(stage) is not None or self._abort is not None
@@ -680,20 +819,28 @@ class ReleaseWorkflow:
         names = ", ".join(d.user for d in gate.approvals)
         if outcome == "approved":
             evidence = f"approved by {names} ({len(gate.approvals)}/{spec.quorum})"
-            self._item(stage.name, ChecklistKey.SIGNOFF, ItemStatus.PASSED,
-                       f"{evidence}; {governance}" if governance else evidence)
-            await self._audit("signoff.approved", "approved", stage=stage.name,
-                              details={"approvers": [d.user for d in gate.approvals]})
-            self._event("signoff.approved", f"sign-off of {stage.name} complete: {names}", stage=stage.name)
+            self._item(
+                stage.name,
+                ChecklistKey.SIGNOFF,
+                ItemStatus.PASSED,
+                f"{evidence}; {governance}" if governance else evidence,
+            )
+            await self._audit(
+                "signoff.approved",
+                "approved",
+                stage=stage.name,
+                details={"approvers": [d.user for d in gate.approvals]},
+            )
+            self._event(
+                "signoff.approved", f"sign-off of {stage.name} complete: {names}", stage=stage.name
+            )
             return
         if outcome == "rejected":
             rejection = gate.rejections[-1]
             reason = f"rejected at {stage.name} by {rejection.user}: {rejection.comment}"
             self._item(stage.name, ChecklistKey.SIGNOFF, ItemStatus.FAILED, reason)
             raise ReleaseStop(ReleaseState.REJECTED, reason, "rejection", stage.name)
-        reason = (
-            f"sign-off deadline passed at {stage.name} with {len(gate.approvals)} of {spec.quorum} approval(s)"
-        )
+        reason = f"sign-off deadline passed at {stage.name} with {len(gate.approvals)} of {spec.quorum} approval(s)"
         self._item(stage.name, ChecklistKey.SIGNOFF, ItemStatus.FAILED, reason)
         await self._audit("signoff.expired", "rejected", stage=stage.name)
         raise ReleaseStop(ReleaseState.REJECTED, reason, "deadline", stage.name)
@@ -745,8 +892,11 @@ class ReleaseWorkflow:
         self._status.state = ReleaseState.ROLLING_BACK
         self._set_step("rolling back flags: " + ", ".join(flags))
         self._publish()
-        await self._audit("rollback.started", "started", details={"reason": stop.reason, "flags": flags,
-                                                                    "environments": scope_envs})
+        await self._audit(
+            "rollback.started",
+            "started",
+            details={"reason": stop.reason, "flags": flags, "environments": scope_envs},
+        )
         restore = RestoreInput(
             release_id=self._release_id,
             snapshots=[self._snapshots[e] for e in scope_envs if e in self._snapshots],
@@ -788,10 +938,16 @@ class ReleaseWorkflow:
         record.state = "completed"
         record.finished_at = workflow.now()
         restored = ", ".join(f"{s.flag}@{s.environment}={s.percent}%" for s in report.restored)
-        await self._audit("rollback.completed", "restored", details={
-            "restored": [s.model_dump(mode="json", exclude={"definition"}) for s in report.restored],
-            "reason": stop.reason,
-        })
+        await self._audit(
+            "rollback.completed",
+            "restored",
+            details={
+                "restored": [
+                    s.model_dump(mode="json", exclude={"definition"}) for s in report.restored
+                ],
+                "reason": stop.reason,
+            },
+        )
         self._event("rollback.completed", f"flags restored and verified: {restored}")
         await self._notify(
             "rollback-completed",
@@ -801,7 +957,9 @@ class ReleaseWorkflow:
             audience=["operations", "owner", "committee"],
         )
 
-    async def _finish(self, outcome: ReleaseState, reason: str, failed_stage: str | None = None) -> ReleaseResult:
+    async def _finish(
+        self, outcome: ReleaseState, reason: str, failed_stage: str | None = None
+    ) -> ReleaseResult:
         result = ReleaseResult(
             release_id=self._release_id,
             outcome=outcome,
@@ -816,7 +974,11 @@ class ReleaseWorkflow:
         self._status.paused = False
         self._set_step(f"{outcome.value}: {reason}")
         self._publish()
-        await self._audit("release.finished", outcome.value, details={"reason": reason, "failedStage": failed_stage})
+        await self._audit(
+            "release.finished",
+            outcome.value,
+            details={"reason": reason, "failedStage": failed_stage},
+        )
         self._event("release.finished", f"{outcome.value}: {reason}")
         if outcome != ReleaseState.PROMOTED:
             await self._notify(
@@ -870,13 +1032,18 @@ class ReleaseWorkflow:
 
     def _current_stage_running(self) -> bool:
         name = self._status.current_stage
-        return bool(name) and self._stage(name).state in (StageState.RUNNING, StageState.WAITING_APPROVAL)
+        return bool(name) and self._stage(name or "").state in (
+            StageState.RUNNING,
+            StageState.WAITING_APPROVAL,
+        )
 
     async def _abortable(self, awaitable: Awaitable[T]) -> T:
         """Await `awaitable` unless an abort arrives first; then cancel it and stop the release."""
         task = asyncio.ensure_future(awaitable)
         if self._abort is None:
-            aborted = asyncio.ensure_future(workflow.wait_condition(lambda: self._abort is not None))
+            aborted = asyncio.ensure_future(
+                workflow.wait_condition(lambda: self._abort is not None)
+            )
             await workflow.wait([task, aborted], return_when=asyncio.FIRST_COMPLETED)
             if task.done():
                 aborted.cancel()
@@ -904,7 +1071,9 @@ class ReleaseWorkflow:
         try:
             return await awaitable
         except ActivityError as exc:
-            raise ReleaseStop(ReleaseState.FAILED, f"{gate} gate error: {cause(exc)}", gate, stage) from None
+            raise ReleaseStop(
+                ReleaseState.FAILED, f"{gate} gate error: {cause(exc)}", gate, stage
+            ) from None
 
     # -- updates and queries -----------------------------------------------------------------
 
@@ -932,8 +1101,10 @@ class ReleaseWorkflow:
         verb = "approve" if approve else "reject"
         require_payload(request, DecisionRequest, verb)
         if self._status.state.ended:
-            raise ApplicationError(f"release {self._release_id} has already ended ({self._status.state.value})",
-                                   type="ReleaseEnded")
+            raise ApplicationError(
+                f"release {self._release_id} has already ended ({self._status.state.value})",
+                type="ReleaseEnded",
+            )
         stage = self._plan.stage(request.stage)
         if stage is None:
             raise ApplicationError(
@@ -942,10 +1113,19 @@ class ReleaseWorkflow:
             )
         gate = self._stage(stage.name).signoff
         if stage.signoff is None:
-            raise ApplicationError(f"stage {stage.name} has no sign-off", type="NotAwaitingApproval")
-        if gate is None or gate.outcome is not None or self._stage(stage.name).state != StageState.WAITING_APPROVAL:
-            raise ApplicationError(f"stage {stage.name} is not awaiting approval (it is "
-                                   f"{self._stage(stage.name).state.value})", type="NotAwaitingApproval")
+            raise ApplicationError(
+                f"stage {stage.name} has no sign-off", type="NotAwaitingApproval"
+            )
+        if (
+            gate is None
+            or gate.outcome is not None
+            or self._stage(stage.name).state != StageState.WAITING_APPROVAL
+        ):
+            raise ApplicationError(
+                f"stage {stage.name} is not awaiting approval (it is "
+                f"{self._stage(stage.name).state.value})",
+                type="NotAwaitingApproval",
+            )
         if request.user == self._input.started_by:
             raise ApplicationError(
                 f"{request.user} started this release and cannot {verb} it (separation of duties)",
@@ -958,7 +1138,9 @@ class ReleaseWorkflow:
                 type="NotAMember",
             )
         if gate.deadline_at is not None and workflow.now() >= gate.deadline_at:
-            raise ApplicationError(f"the sign-off deadline of {stage.name} has passed", type="DeadlinePassed")
+            raise ApplicationError(
+                f"the sign-off deadline of {stage.name} has passed", type="DeadlinePassed"
+            )
         if not approve and not request.comment.strip():
             raise ApplicationError("a rejection needs a comment saying why", type="CommentRequired")
 
@@ -983,7 +1165,9 @@ class ReleaseWorkflow:
         assert stage is not None
         decided = self._signoff_decision(stage)
         if counted:
-            message = f"{verb} by {request.user} recorded ({len(gate.approvals)}/{gate.quorum} approvals)"
+            message = (
+                f"{verb} by {request.user} recorded ({len(gate.approvals)}/{gate.quorum} approvals)"
+            )
         else:
             message = f"{request.user} already decided this stage ({'approved' if previous and previous.approve else 'rejected'}); counted once"
         await self._audit(
@@ -991,11 +1175,18 @@ class ReleaseWorkflow:
             "accepted" if counted else "duplicate",
             user=request.user,
             stage=request.stage,
-            details={"comment": request.comment, "devIdentity": request.dev_identity,
-                     "requestId": request.request_id},
+            details={
+                "comment": request.comment,
+                "devIdentity": request.dev_identity,
+                "requestId": request.request_id,
+            },
         )
-        self._event(f"signoff.{verb}", message + (f": {request.comment}" if request.comment else ""),
-                    stage=request.stage, user=request.user)
+        self._event(
+            f"signoff.{verb}",
+            message + (f": {request.comment}" if request.comment else ""),
+            stage=request.stage,
+            user=request.user,
+        )
         return DecisionOutcome(
             stage=request.stage,
             user=request.user,
@@ -1010,7 +1201,9 @@ class ReleaseWorkflow:
     @workflow.signal
     async def record_refusal(self, refusal: RefusalRecord) -> None:
         """Refused requests are audited too; the client that was refused reports it here."""
-        if not isinstance(refusal, RefusalRecord):  # a signal cannot be refused; drop what is not one
+        if not isinstance(
+            refusal, RefusalRecord
+        ):  # a signal cannot be refused; drop what is not one
             workflow.logger.warning("record_refusal signal without a RefusalRecord ignored")
             return
         if refusal.refusal_id in self._refusals_seen or len(self._refusals_seen) >= 1000:
@@ -1021,33 +1214,51 @@ class ReleaseWorkflow:
             "refused",
             user=refusal.user,
             stage=refusal.stage,
-            details={"reason": refusal.reason, "devIdentity": refusal.dev_identity, "requestId": refusal.request_id},
+            details={
+                "reason": refusal.reason,
+                "devIdentity": refusal.dev_identity,
+                "requestId": refusal.request_id,
+            },
         )
-        self._event(f"{refusal.request}.refused", f"{refusal.request} by {refusal.user} refused: {refusal.reason}",
-                    stage=refusal.stage, user=refusal.user)
+        self._event(
+            f"{refusal.request}.refused",
+            f"{refusal.request} by {refusal.user} refused: {refusal.reason}",
+            stage=refusal.stage,
+            user=refusal.user,
+        )
 
     @workflow.update
     async def pause(self, request: ControlRequest) -> ControlOutcome:
         self._paused = True
-        self._pause_reason = f"paused by {request.user}" + (f": {request.reason}" if request.reason else "")
+        self._pause_reason = f"paused by {request.user}" + (
+            f": {request.reason}" if request.reason else ""
+        )
         self._status.paused = True
         self._status.pause_reason = self._pause_reason
         if self._status.state == ReleaseState.RUNNING:
             self._status.state = ReleaseState.PAUSED
         self._publish()
-        await self._audit("release.paused", "paused", user=request.user,
-                          details={"reason": request.reason, "devIdentity": request.dev_identity})
+        await self._audit(
+            "release.paused",
+            "paused",
+            user=request.user,
+            details={"reason": request.reason, "devIdentity": request.dev_identity},
+        )
         self._event("release.paused", self._pause_reason, user=request.user)
-        return ControlOutcome(state=self._status.state,
-                              message="paused: the release stops before its next step; guards keep watching")
+        return ControlOutcome(
+            state=self._status.state,
+            message="paused: the release stops before its next step; guards keep watching",
+        )
 
     @pause.validator
     def _validate_pause(self, request: ControlRequest) -> None:
         require_payload(request, ControlRequest, "pause")
         self._validate_running()
         if self._paused:
-            raise ApplicationError(f"release {self._release_id} is already paused ({self._pause_reason})",
-                                   type="AlreadyPaused")
+            raise ApplicationError(
+                f"release {self._release_id} is already paused ({self._pause_reason})",
+                type="AlreadyPaused",
+            )
 
     @workflow.update
     async def resume(self, request: ControlRequest) -> ControlOutcome:
@@ -1058,8 +1269,12 @@ class ReleaseWorkflow:
         if self._status.state == ReleaseState.PAUSED:
             self._status.state = ReleaseState.RUNNING
         self._publish()
-        await self._audit("release.resumed", "resumed", user=request.user,
-                          details={"reason": request.reason, "devIdentity": request.dev_identity})
+        await self._audit(
+            "release.resumed",
+            "resumed",
+            user=request.user,
+            details={"reason": request.reason, "devIdentity": request.dev_identity},
+        )
         self._event("release.resumed", f"resumed by {request.user}", user=request.user)
         return ControlOutcome(state=self._status.state, message="resumed")
 
@@ -1073,27 +1288,42 @@ class ReleaseWorkflow:
     @workflow.update
     async def abort(self, request: AbortRequest) -> ControlOutcome:
         self._abort = request
-        await self._audit("release.aborted", "requested", user=request.user,
-                          details={"reason": request.reason, "devIdentity": request.dev_identity})
-        self._event("release.abort", f"abort requested by {request.user}: {request.reason}", user=request.user)
-        return ControlOutcome(state=self._status.state,
-                              message="abort accepted: the release stops and restores any flags it changed")
+        await self._audit(
+            "release.aborted",
+            "requested",
+            user=request.user,
+            details={"reason": request.reason, "devIdentity": request.dev_identity},
+        )
+        self._event(
+            "release.abort",
+            f"abort requested by {request.user}: {request.reason}",
+            user=request.user,
+        )
+        return ControlOutcome(
+            state=self._status.state,
+            message="abort accepted: the release stops and restores any flags it changed",
+        )
 
     @abort.validator
     def _validate_abort(self, request: AbortRequest) -> None:
         require_payload(request, AbortRequest, "abort")
         self._validate_running()
         if self._abort is not None:
-            raise ApplicationError(f"release {self._release_id} is already being aborted by {self._abort.user}",
-                                   type="AlreadyAborting")
+            raise ApplicationError(
+                f"release {self._release_id} is already being aborted by {self._abort.user}",
+                type="AlreadyAborting",
+            )
 
     def _validate_running(self) -> None:
         if self._status.state.ended:
             raise ApplicationError(
-                f"release {self._release_id} has already ended ({self._status.state.value})", type="ReleaseEnded"
+                f"release {self._release_id} has already ended ({self._status.state.value})",
+                type="ReleaseEnded",
             )
         if self._status.state == ReleaseState.ROLLING_BACK:
-            raise ApplicationError(f"release {self._release_id} is rolling back", type="RollingBack")
+            raise ApplicationError(
+                f"release {self._release_id} is rolling back", type="RollingBack"
+            )
 
     # -- bookkeeping -------------------------------------------------------------------------
 
@@ -1108,9 +1338,13 @@ class ReleaseWorkflow:
 
     def _set_step(self, step: str) -> None:
         self._status.current_step = step
-        workflow.set_current_details(f"{self._status.state.value} · {self._status.current_stage or '-'} · {step}")
+        workflow.set_current_details(
+            f"{self._status.state.value} · {self._status.current_stage or '-'} · {step}"
+        )
 
-    def _event(self, action: str, message: str, stage: str | None = None, user: str | None = None) -> None:
+    def _event(
+        self, action: str, message: str, stage: str | None = None, user: str | None = None
+    ) -> None:
         self._status.timeline.append(
             TimelineEvent(at=workflow.now(), stage=stage, action=action, message=message, user=user)
         )
@@ -1147,7 +1381,8 @@ class ReleaseWorkflow:
             action,
             result,
             user=user or "warden",
-            entity=entity or (f"release:{self._release_id}/{stage}" if stage else f"release:{self._release_id}"),
+            entity=entity
+            or (f"release:{self._release_id}/{stage}" if stage else f"release:{self._release_id}"),
             release_id=self._release_id,
             trace_id=self._input.trace_id,
             details=details,
@@ -1167,7 +1402,7 @@ class ReleaseWorkflow:
             key=f"{self._release_id}:{workflow.info().run_id}:{key}",
             title=title,
             text=text,
-            severity=severity,  # type: ignore[arg-type]
+            severity=severity,
             audience=audience or [],
             release_id=self._release_id,
             stage=stage,

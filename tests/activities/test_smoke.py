@@ -9,7 +9,9 @@ from tests.helpers import RecordingServer
 from warden.models.smoke import SmokeCheck, SmokeInput
 
 
-def _handler(method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+def _handler(
+    method: str, path: str, body: bytes, headers: dict[str, str]
+) -> tuple[int, dict[str, str], bytes]:
     if path == "/healthz":
         return 200, {}, b'{"status": "ok"}'
     return 404, {}, b"nope"
@@ -25,7 +27,9 @@ async def test_smoke_results_say_what_failed() -> None:
         ]
         report = await ActivityEnvironment().run(
             SmokeActivities().run_smoke_checks,
-            SmokeInput(release_id="r", stage="dev", base_url=target.url, checks=checks, trace_id="t-9"),
+            SmokeInput(
+                release_id="r", stage="dev", base_url=target.url, checks=checks, trace_id="t-9"
+            ),
         )
     assert not report.passed
     by_name = {r.name: r for r in report.results}

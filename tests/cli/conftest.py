@@ -39,7 +39,9 @@ class Cli:
         self.env = env
         self.workdir = workdir
 
-    async def __call__(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Result:
+    async def __call__(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    ) -> Result:
         process = await asyncio.create_subprocess_exec(
             WARDEN,
             *args,
@@ -65,7 +67,9 @@ def target() -> Any:
 
 
 @pytest_asyncio.fixture
-async def cli(dev_env: WorkflowEnvironment, settings: Settings, tmp_path: Path) -> AsyncIterator[Cli]:
+async def cli(
+    dev_env: WorkflowEnvironment, settings: Settings, tmp_path: Path
+) -> AsyncIterator[Cli]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
     env.update(
         {

@@ -28,7 +28,9 @@ async def test_plan_validate_and_schema(cli: Cli, target: RecordingServer) -> No
     result = await cli("plan", "validate", str(bad))
     assert result.code == 2
     lines = result.stderr.strip().splitlines()
-    assert any("stages.1 (staging).base_url" in line and "not an http(s) URL" in line for line in lines)
+    assert any(
+        "stages.1 (staging).base_url" in line and "not an http(s) URL" in line for line in lines
+    )
     assert any("stages.2 (pilot).surprise: unknown key" in line for line in lines)
     assert "Traceback" not in result.stderr and result.stdout == ""
 
@@ -69,14 +71,30 @@ async def test_release_lifecycle_through_the_cli(cli: Cli, target: RecordingServ
     listed = await cli("release", "list", "--json")
     assert listed.code == 0
     row = next(r for r in listed.json() if r["release_id"] == release_id)
-    assert row["service"] == "support-desk" and row["state"] == "waiting_approval" and row["stage"] == "pilot"
+    assert (
+        row["service"] == "support-desk"
+        and row["state"] == "waiting_approval"
+        and row["stage"] == "pilot"
+    )
 
     human = await cli("release", "status", release_id)
     assert "waiting_approval" in human.stdout and "pilot" in human.stdout
 
-    first = await cli("release", "approve", release_id, "--stage", "pilot", "--as", "carol", "--comment", "metrics ok")
+    first = await cli(
+        "release",
+        "approve",
+        release_id,
+        "--stage",
+        "pilot",
+        "--as",
+        "carol",
+        "--comment",
+        "metrics ok",
+    )
     assert first.code == 0, first.stderr
-    second = await cli("release", "approve", release_id, "--stage", "pilot", "--as", "dave", "--json")
+    second = await cli(
+        "release", "approve", release_id, "--stage", "pilot", "--as", "dave", "--json"
+    )
     assert second.code == 0
     assert second.json()["decided"] == "approved"
 
@@ -97,14 +115,26 @@ async def test_wait_exits_1_when_the_release_is_rejected(cli: Cli, target: Recor
 
     async def reject_when_waiting() -> None:
         for _ in range(200):
-            result = await cli("release", "reject", release_id, "--stage", "pilot", "--as", "erin", "--comment", "no")
+            result = await cli(
+                "release",
+                "reject",
+                release_id,
+                "--stage",
+                "pilot",
+                "--as",
+                "erin",
+                "--comment",
+                "no",
+            )
             if result.code == 0:
                 return
             await asyncio.sleep(0.3)
         raise AssertionError("never reached the pilot sign-off")
 
     rejecter = asyncio.create_task(reject_when_waiting())
-    waited = await cli("release", "start", str(plan), "--wait", "--json", "--junit", "checklist.xml")
+    waited = await cli(
+        "release", "start", str(plan), "--wait", "--json", "--junit", "checklist.xml"
+    )
     await rejecter
     assert waited.code == 1, waited.stderr
     document = waited.json()
@@ -142,7 +172,9 @@ async def test_abort_pause_resume_and_bad_requests(cli: Cli, target: RecordingSe
 
 
 async def test_temporal_unreachable_exits_3(cli: Cli) -> None:
-    result = await cli("release", "list", env={"WARDEN_TEMPORAL_ADDRESS": "127.0.0.1:9"}, timeout=60)
+    result = await cli(
+        "release", "list", env={"WARDEN_TEMPORAL_ADDRESS": "127.0.0.1:9"}, timeout=60
+    )
     assert result.code == 3
     assert "not reachable" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

@@ -14,7 +14,15 @@ from warden.models.plan import PlanError, load_plan, parse_plan
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("30s", 30), ("5m", 300), ("1h30m", 5400), ("500ms", 0.5), ("7d", 604800), (90, 90), ("PT10S", None)],
+    [
+        ("30s", 30),
+        ("5m", 300),
+        ("1h30m", 5400),
+        ("500ms", 0.5),
+        ("7d", 604800),
+        (90, 90),
+        ("PT10S", None),
+    ],
 )
 def test_durations(text: object, seconds: float | None) -> None:
     value = parse_duration(text)
@@ -43,11 +51,15 @@ def test_refusals_name_the_field() -> None:
     base = plan_dict("http://127.0.0.1:8081")
     dup = dict(base, stages=[base["stages"][0], dict(base["stages"][0])])
     assert _problems(dup) == ["stages: duplicate stage name(s): dev"]
-    assert any("stages: List should have at least 1 item" in p for p in _problems(dict(base, stages=[])))
+    assert any(
+        "stages: List should have at least 1 item" in p for p in _problems(dict(base, stages=[]))
+    )
     empty_stage = dict(base, stages=[{"name": "dev", "base_url": "http://a"}])
     assert any(p.startswith("stages.0 (dev): stage 'dev' is empty") for p in _problems(empty_stage))
     bad_bake = dict(base, stages=[dict(base["stages"][0], bake="-1m")])
-    assert any(p.startswith("stages.0 (dev).bake:") and "negative" in p for p in _problems(bad_bake))
+    assert any(
+        p.startswith("stages.0 (dev).bake:") and "negative" in p for p in _problems(bad_bake)
+    )
     unknown = dict(base, colour="blue")
     assert "colour: unknown key" in _problems(unknown)
     undeclared = dict(base, stages=[dict(base["stages"][0], flags=[{"flag": "ai.solutions"}])])
@@ -63,7 +75,12 @@ def test_flag_ramps_default_by_stage_and_never_decrease() -> None:
     for stage in data["stages"]:
         stage["flags"] = [{"flag": "ai.solutions"}]
     plan = parse_plan(data)
-    assert [s.flags[0].steps_for(s.name) for s in plan.stages] == [[100], [100], [5, 25, 50, 100], [5, 25, 50, 100]]
+    assert [s.flags[0].steps_for(s.name) for s in plan.stages] == [
+        [100],
+        [100],
+        [5, 25, 50, 100],
+        [5, 25, 50, 100],
+    ]
     data["stages"][2]["flags"] = [{"flag": "ai.solutions", "steps": [50, 25]}]
     assert any("must not decrease" in p for p in _problems(data))
 
@@ -71,7 +88,7 @@ def test_flag_ramps_default_by_stage_and_never_decrease() -> None:
 def test_env_substitution(tmp_path: Path) -> None:
     path = tmp_path / "plan.yaml"
     path.write_text(
-        "service: svc\nversion: \"${VER:-1.0.0}\"\nowner: me\nstages:\n"
+        'service: svc\nversion: "${VER:-1.0.0}"\nowner: me\nstages:\n'
         "  - name: dev\n    base_url: ${DEV_URL}\n    smoke: [{name: h}]\n    description: $${LITERAL}\n"
     )
     with pytest.raises(PlanError) as info:
@@ -88,13 +105,25 @@ def test_env_substitution(tmp_path: Path) -> None:
 def test_templates_expand_and_can_be_overridden() -> None:
     data = plan_dict("http://127.0.0.1:8081")
     data["stages"][2]["checks"] = [
-        {"name": "errors", "template": "external-api-error-rate", "params": {"threshold": 0.02}, "interval": "5s"},
+        {
+            "name": "errors",
+            "template": "external-api-error-rate",
+            "params": {"threshold": 0.02},
+            "interval": "5s",
+        },
         {"name": "down", "template": "im-channel-down"},
     ]
     plan = parse_plan(data)
     errors, down = plan.stages[2].checks
-    assert errors.max == 0.02 and errors.interval == timedelta(seconds=5) and errors.action.value == "rollback"
+    assert (
+        errors.max == 0.02
+        and errors.interval == timedelta(seconds=5)
+        and errors.action.value == "rollback"
+    )
     assert down.hold == timedelta(seconds=30) and down.action.value == "notify" and down.min == 1
-    assert any("unknown template" in p for p in _problems(
-        dict(data, stages=[dict(data["stages"][2], checks=[{"name": "x", "template": "nope"}])])
-    ))
+    assert any(
+        "unknown template" in p
+        for p in _problems(
+            dict(data, stages=[dict(data["stages"][2], checks=[{"name": "x", "template": "nope"}])])
+        )
+    )

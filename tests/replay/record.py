@@ -40,7 +40,9 @@ async def main(names: list[str]) -> None:
                 )
                 async with AsyncExitStack() as stack:
                     async with build_worker(env.client, settings, stack=stack):
-                        handle = await SCENARIOS[name](env, settings, settings.task_queue, target.url)
+                        handle = await SCENARIOS[name](
+                            env, settings, settings.task_queue, target.url
+                        )
                         history = await handle.fetch_history()
                 HISTORIES.mkdir(exist_ok=True)
                 (HISTORIES / f"{name}.json").write_text(history.to_json())

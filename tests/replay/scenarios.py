@@ -28,7 +28,9 @@ from workflows.release import ReleaseWorkflow
 Scenario = Callable[[WorkflowEnvironment, Settings, str, str], Awaitable[WorkflowHandle[Any, Any]]]
 
 
-async def _until(handle: WorkflowHandle[Any, Any], env: WorkflowEnvironment, check: Callable[[Any], bool]) -> None:
+async def _until(
+    handle: WorkflowHandle[Any, Any], env: WorkflowEnvironment, check: Callable[[Any], bool]
+) -> None:
     for _ in range(2000):
         status = await handle.query(ReleaseWorkflow.status)
         if check(status):
@@ -62,44 +64,61 @@ async def _start(env: WorkflowEnvironment, plan: Any, task_queue: str) -> Workfl
     )
 
 
-async def promoted(env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str) -> WorkflowHandle[Any, Any]:
+async def promoted(
+    env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str
+) -> WorkflowHandle[Any, Any]:
     for name in ("dev", "pilot"):
         init_flag_file(flag_file(settings.flags_path, name), {"ai.solutions": 0})
     handle = await _start(env, _ramp_plan(base_url, "1.0.0"), task_queue)
     await _until(handle, env, _waiting("pilot"))
     for user in ("carol", "dave"):
-        await handle.execute_update(ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user=user, comment="ok"))
+        await handle.execute_update(
+            ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user=user, comment="ok")
+        )
     await handle.result()
     return handle
 
 
-async def rolled_back(env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str) -> WorkflowHandle[Any, Any]:
+async def rolled_back(
+    env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str
+) -> WorkflowHandle[Any, Any]:
     for name in ("dev", "pilot"):
         init_flag_file(flag_file(settings.flags_path, name), {"ai.solutions": 0})
     handle = await _start(env, _ramp_plan(base_url, "1.1.0"), task_queue)
     await _until(handle, env, _waiting("pilot"))
-    await handle.execute_update(ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user="carol"))
     await handle.execute_update(
-        ReleaseWorkflow.reject, DecisionRequest(stage="pilot", user="erin", comment="error budget spent")
+        ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user="carol")
+    )
+    await handle.execute_update(
+        ReleaseWorkflow.reject,
+        DecisionRequest(stage="pilot", user="erin", comment="error budget spent"),
     )
     await handle.result()
     return handle
 
 
-async def aborted(env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str) -> WorkflowHandle[Any, Any]:
+async def aborted(
+    env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str
+) -> WorkflowHandle[Any, Any]:
     for name in ("dev", "pilot"):
         init_flag_file(flag_file(settings.flags_path, name), {"ai.solutions": 0})
     handle = await _start(env, _ramp_plan(base_url, "1.2.0"), task_queue)
     await _until(handle, env, lambda s: any(x.flag_steps for x in s.stages if x.name == "pilot"))
-    await handle.execute_update(ReleaseWorkflow.abort, AbortRequest(user="bob", reason="customer escalation"))
+    await handle.execute_update(
+        ReleaseWorkflow.abort, AbortRequest(user="bob", reason="customer escalation")
+    )
     await handle.result()
     return handle
 
 
-async def access_change(env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str) -> WorkflowHandle[Any, Any]:
+async def access_change(
+    env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str
+) -> WorkflowHandle[Any, Any]:
     handle = await env.client.start_workflow(
         AccessChangeWorkflow.run,
-        AccessChangeRequest(kind="grant", user="grace", role="operator", reason="on-call", requested_by="alice"),
+        AccessChangeRequest(
+            kind="grant", user="grace", role="operator", reason="on-call", requested_by="alice"
+        ),
         id="access-grant-grace-replay",
         task_queue=task_queue,
     )
@@ -113,12 +132,19 @@ async def access_change(env: WorkflowEnvironment, settings: Settings, task_queue
     return handle
 
 
-async def kill_switch(env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str) -> WorkflowHandle[Any, Any]:
+async def kill_switch(
+    env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str
+) -> WorkflowHandle[Any, Any]:
     init_flag_file(flag_file(settings.flags_path, "production"), {"chat.channel.feishu": 100})
     handle = await env.client.start_workflow(
         FlagChangeWorkflow.run,
-        FlagOperation(flag="chat.channel.feishu", environment="production", percent=0, user="bob",
-                      reason="gateway flapping"),
+        FlagOperation(
+            flag="chat.channel.feishu",
+            environment="production",
+            percent=0,
+            user="bob",
+            reason="gateway flapping",
+        ),
         id="flags-production-feishu-replay",
         task_queue=task_queue,
     )

@@ -53,10 +53,14 @@ class Releases:
         overrides.setdefault("version", f"1.0.{uuid.uuid4().hex[:8]}")
         return parse_plan(plan_dict(self.base_url, **overrides))
 
-    async def start(self, plan: ReleasePlan, started_by: str = "alice") -> WorkflowHandle[ReleaseWorkflow, ReleaseResult]:
+    async def start(
+        self, plan: ReleasePlan, started_by: str = "alice"
+    ) -> WorkflowHandle[ReleaseWorkflow, ReleaseResult]:
         return await self.client.start_workflow(
             ReleaseWorkflow.run,
-            ReleaseInput(plan=plan, started_by=started_by, trace_id=f"trace-{uuid.uuid4().hex[:8]}"),
+            ReleaseInput(
+                plan=plan, started_by=started_by, trace_id=f"trace-{uuid.uuid4().hex[:8]}"
+            ),
             id=plan.release_id,
             task_queue=self.task_queue,
         )
@@ -75,7 +79,9 @@ class Releases:
             if predicate(status):
                 return status
             if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"condition not reached; state {status.state}, step {status.current_step!r}")
+                raise AssertionError(
+                    f"condition not reached; state {status.state}, step {status.current_step!r}"
+                )
             if self.env.supports_time_skipping:
                 await self.env.sleep(skip)
             else:
@@ -92,7 +98,11 @@ class Releases:
 
 @pytest.fixture
 def releases(
-    time_env: WorkflowEnvironment, settings: Settings, task_queue: str, target: RecordingServer, worker: None
+    time_env: WorkflowEnvironment,
+    settings: Settings,
+    task_queue: str,
+    target: RecordingServer,
+    worker: None,
 ) -> Releases:
     return Releases(time_env, settings, task_queue, target.url)
 

@@ -70,7 +70,10 @@ async def gov_worker(client: Client, governed: Settings, task_queue: str) -> Asy
 async def _request(client: Client, task_queue: str, **fields: object) -> object:
     request = AccessChangeRequest(**fields)  # type: ignore[arg-type]
     return await client.start_workflow(
-        AccessChangeWorkflow.run, request, id=f"access-{uuid.uuid4().hex[:8]}", task_queue=task_queue
+        AccessChangeWorkflow.run,
+        request,
+        id=f"access-{uuid.uuid4().hex[:8]}",
+        task_queue=task_queue,
     )
 
 
@@ -88,8 +91,15 @@ async def _ready(handle: object) -> None:
 async def test_access_change_applies_only_after_quorum(
     client: Client, governed: Settings, task_queue: str, gov_worker: None
 ) -> None:
-    handle = await _request(client, task_queue, kind="grant", user="grace", role="operator",
-                            reason="joins on-call", requested_by="alice")
+    handle = await _request(
+        client,
+        task_queue,
+        kind="grant",
+        user="grace",
+        role="operator",
+        reason="joins on-call",
+        requested_by="alice",
+    )
     await _ready(handle)
     store = GovernanceStore(governed.audit_url)
     document = load_governance(governed.governance_file)  # type: ignore[arg-type]
@@ -102,7 +112,9 @@ async def test_access_change_applies_only_after_quorum(
         assert info.value.cause.type == kind  # type: ignore[union-attr]
 
     await handle.execute_update(AccessChangeWorkflow.approve, AccessDecision(user="carol"))  # type: ignore[attr-defined]
-    assert "operator" not in effective_roles(document, store.grants(), "grace")  # one approval is not quorum
+    assert "operator" not in effective_roles(
+        document, store.grants(), "grace"
+    )  # one approval is not quorum
     with pytest.raises(WorkflowUpdateFailedError):
         await handle.execute_update(AccessChangeWorkflow.approve, AccessDecision(user="carol"))  # type: ignore[attr-defined]
     await handle.execute_update(AccessChangeWorkflow.approve, AccessDecision(user="erin"))  # type: ignore[attr-defined]
@@ -113,25 +125,41 @@ async def test_access_change_applies_only_after_quorum(
     assert "operator" in effective_roles(document, store.grants(), "grace")
     grant = next(g for g in store.grants() if g.user == "grace")
     assert grant.requested_by == "alice" and grant.approved_by == ["carol", "erin"]
-    actions = [e.action for e in AuditStore(governed.audit_url).query(AuditQuery(limit=1000))
-               if e.entity == f"access:{result.change_id}"]
+    actions = [
+        e.action
+        for e in AuditStore(governed.audit_url).query(AuditQuery(limit=1000))
+        if e.entity == f"access:{result.change_id}"
+    ]
     assert actions == ["access.requested", "access.approval", "access.approval", "access.applied"]
 
 
 async def test_rejected_access_change_changes_nothing(
     client: Client, governed: Settings, task_queue: str, gov_worker: None
 ) -> None:
-    handle = await _request(client, task_queue, kind="grant", user="bob", role="admin",
-                            reason="wants admin", requested_by="bob")
+    handle = await _request(
+        client,
+        task_queue,
+        kind="grant",
+        user="bob",
+        role="admin",
+        reason="wants admin",
+        requested_by="bob",
+    )
     await _ready(handle)
-    await handle.execute_update(AccessChangeWorkflow.reject, AccessDecision(user="dave", comment="not needed"))  # type: ignore[attr-defined]
+    await handle.execute_update(
+        AccessChangeWorkflow.reject, AccessDecision(user="dave", comment="not needed")
+    )  # type: ignore[attr-defined]
     result = await handle.result()  # type: ignore[attr-defined]
     assert result.state == "rejected"
     assert not [g for g in GovernanceStore(governed.audit_url).grants() if g.user == "bob"]
 
 
 async def test_production_needs_the_governance_file_signed_off(
-    client: Client, governed: Settings, task_queue: str, gov_worker: None, time_env: WorkflowEnvironment
+    client: Client,
+    governed: Settings,
+    task_queue: str,
+    gov_worker: None,
+    time_env: WorkflowEnvironment,
 ) -> None:
     with RecordingServer() as target:
         data = plan_dict(target.url, version=f"3.0.{uuid.uuid4().hex[:6]}")
@@ -146,8 +174,13 @@ async def test_production_needs_the_governance_file_signed_off(
         assert unsigned.outcome == ReleaseState.FAILED
         assert "not signed off" in unsigned.reason and unsigned.promoted_stages == []
 
-        signoff = await _request(client, task_queue, kind="config-signoff", reason="quarterly review",
-                                 requested_by="alice")
+        signoff = await _request(
+            client,
+            task_queue,
+            kind="config-signoff",
+            reason="quarterly review",
+            requested_by="alice",
+        )
         await _ready(signoff)
         for member in ("dave", "frank"):
             await signoff.execute_update(AccessChangeWorkflow.approve, AccessDecision(user=member))  # type: ignore[attr-defined]
@@ -175,8 +208,13 @@ async def test_committee_signoff_uses_governance_members_and_roles(
     with RecordingServer() as target:
         data = plan_dict(target.url, version=f"4.0.{uuid.uuid4().hex[:6]}")
         data["stages"] = data["stages"][:3]
-        data["stages"][2]["signoff"] = {"committee": "release-board", "quorum": 2, "required_roles": ["security"],
-                                        "deadline": "1h", "escalate_before": "0s"}
+        data["stages"][2]["signoff"] = {
+            "committee": "release-board",
+            "quorum": 2,
+            "required_roles": ["security"],
+            "deadline": "1h",
+            "escalate_before": "0s",
+        }
         plan = parse_plan(data)
         handle = await client.start_workflow(
             ReleaseWorkflow.run,
@@ -194,9 +232,13 @@ async def test_committee_signoff_uses_governance_members_and_roles(
         from warden.models.release import DecisionRequest
 
         for user in ("carol", "dave"):
-            await handle.execute_update(ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user=user))
+            await handle.execute_update(
+                ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user=user)
+            )
         status = await handle.query(ReleaseWorkflow.status)
         assert status.state == ReleaseState.WAITING_APPROVAL  # quorum met, but no security seat yet
-        outcome = await handle.execute_update(ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user="erin"))
+        outcome = await handle.execute_update(
+            ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user="erin")
+        )
         assert outcome.decided == "approved"
         assert (await handle.result()).outcome == ReleaseState.PROMOTED

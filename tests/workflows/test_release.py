@@ -38,7 +38,9 @@ def _ramp_plan(releases: Releases, **extra: object) -> object:
 
 async def _approve(handle: object, stage: str, *users: str) -> None:
     for user in users:
-        await handle.execute_update(ReleaseWorkflow.approve, DecisionRequest(stage=stage, user=user))  # type: ignore[attr-defined]
+        await handle.execute_update(
+            ReleaseWorkflow.approve, DecisionRequest(stage=stage, user=user)
+        )  # type: ignore[attr-defined]
 
 
 async def test_promoted_release_walks_every_stage_and_audits_it(releases: Releases) -> None:
@@ -80,15 +82,24 @@ async def test_smoke_failure_fails_the_stage_without_going_further(releases: Rel
     assert "HTTP 200, expected 204" in result.reason
     assert result.promoted_stages == ["dev"]
     status = await handle.query(ReleaseWorkflow.status)
-    assert [s.state for s in status.stages] == [StageState.PROMOTED, StageState.FAILED, StageState.SKIPPED, StageState.SKIPPED]
+    assert [s.state for s in status.stages] == [
+        StageState.PROMOTED,
+        StageState.FAILED,
+        StageState.SKIPPED,
+        StageState.SKIPPED,
+    ]
 
 
 async def test_quorum_needs_distinct_members_and_refuses_outsiders(releases: Releases) -> None:
     handle = await releases.start(releases.plan())
     await releases.wait_for(handle, waiting_at("pilot"))
 
-    first = await handle.execute_update(ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user="carol"))
-    again = await handle.execute_update(ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user="carol"))
+    first = await handle.execute_update(
+        ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user="carol")
+    )
+    again = await handle.execute_update(
+        ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user="carol")
+    )
     assert first.counted and not again.counted
     assert again.approvals == 1 and again.decided is None
 
@@ -98,14 +109,20 @@ async def test_quorum_needs_distinct_members_and_refuses_outsiders(releases: Rel
     }
     for user, kind in refusals.items():
         with pytest.raises(WorkflowUpdateFailedError) as info:
-            await handle.execute_update(ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user=user))
+            await handle.execute_update(
+                ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user=user)
+            )
         assert isinstance(info.value.cause, ApplicationError)
         assert info.value.cause.type == kind
     with pytest.raises(WorkflowUpdateFailedError) as info:
-        await handle.execute_update(ReleaseWorkflow.approve, DecisionRequest(stage="production", user="carol"))
+        await handle.execute_update(
+            ReleaseWorkflow.approve, DecisionRequest(stage="production", user="carol")
+        )
     assert info.value.cause.type == "NotAwaitingApproval"  # type: ignore[union-attr]
     with pytest.raises(WorkflowUpdateFailedError) as info:
-        await handle.execute_update(ReleaseWorkflow.approve, DecisionRequest(stage="qa", user="carol"))
+        await handle.execute_update(
+            ReleaseWorkflow.approve, DecisionRequest(stage="qa", user="carol")
+        )
     assert info.value.cause.type == "UnknownStage"  # type: ignore[union-attr]
 
     status = await handle.query(ReleaseWorkflow.status)
@@ -121,10 +138,13 @@ async def test_rejection_ends_the_release_rejected(releases: Releases) -> None:
     handle = await releases.start(releases.plan())
     await releases.wait_for(handle, waiting_at("pilot"))
     with pytest.raises(WorkflowUpdateFailedError) as info:
-        await handle.execute_update(ReleaseWorkflow.reject, DecisionRequest(stage="pilot", user="dave"))
+        await handle.execute_update(
+            ReleaseWorkflow.reject, DecisionRequest(stage="pilot", user="dave")
+        )
     assert info.value.cause.type == "CommentRequired"  # type: ignore[union-attr]
     await handle.execute_update(
-        ReleaseWorkflow.reject, DecisionRequest(stage="pilot", user="dave", comment="SLA dashboard is red")
+        ReleaseWorkflow.reject,
+        DecisionRequest(stage="pilot", user="dave", comment="SLA dashboard is red"),
     )
     result = await handle.result()
     assert result.outcome == ReleaseState.REJECTED
@@ -143,13 +163,17 @@ async def test_deadline_passes_without_quorum_and_the_stage_is_rejected(releases
     status = await handle.query(ReleaseWorkflow.status)
     assert any(e.action == "signoff.escalated" for e in status.timeline)
     with pytest.raises((WorkflowUpdateFailedError, RPCError)):  # the release has ended
-        await handle.execute_update(ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user="dave"))
+        await handle.execute_update(
+            ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user="dave")
+        )
 
 
 async def test_pause_holds_the_release_until_resumed(releases: Releases) -> None:
     handle = await releases.start(releases.plan())
     await releases.wait_for(handle, waiting_at("pilot"))
-    paused = await handle.execute_update(ReleaseWorkflow.pause, ControlRequest(user="bob", reason="freeze"))
+    paused = await handle.execute_update(
+        ReleaseWorkflow.pause, ControlRequest(user="bob", reason="freeze")
+    )
     assert "paused" in paused.message
     with pytest.raises(WorkflowUpdateFailedError):
         await handle.execute_update(ReleaseWorkflow.pause, ControlRequest(user="bob"))
@@ -166,24 +190,39 @@ async def test_abort_while_waiting_restores_flags_and_ends_aborted(releases: Rel
     plan = _ramp_plan(releases)
     handle = await releases.start(plan)  # type: ignore[arg-type]
     status = await releases.wait_for(handle, waiting_at("pilot"))
-    assert [s.percent for s in next(s for s in status.stages if s.name == "pilot").flag_steps] == [5, 25, 50]
-    assert json.loads(releases.flag_path("pilot").read_text())["flags"]["ai.solutions"]["targeting"]["fractional"][0] == ["on", 50]
+    assert [s.percent for s in next(s for s in status.stages if s.name == "pilot").flag_steps] == [
+        5,
+        25,
+        50,
+    ]
+    assert json.loads(releases.flag_path("pilot").read_text())["flags"]["ai.solutions"][
+        "targeting"
+    ]["fractional"][0] == ["on", 50]
 
-    await handle.execute_update(ReleaseWorkflow.abort, AbortRequest(user="bob", reason="customer escalation"))
+    await handle.execute_update(
+        ReleaseWorkflow.abort, AbortRequest(user="bob", reason="customer escalation")
+    )
     result = await handle.result()
     assert result.outcome == ReleaseState.ABORTED
     assert "customer escalation" in result.reason
-    assert result.rollback is not None and result.rollback.report is not None and result.rollback.report.verified
+    assert (
+        result.rollback is not None
+        and result.rollback.report is not None
+        and result.rollback.report.verified
+    )
     for env, content in before.items():
         assert releases.flag_path(env).read_bytes() == content
 
 
 async def test_rejection_after_flag_changes_rolls_back_exactly(releases: Releases) -> None:
-    before = releases.init_flags(["dev", "pilot"], {"ai.solutions": 0, "customer.profile.refresh": 30})
+    before = releases.init_flags(
+        ["dev", "pilot"], {"ai.solutions": 0, "customer.profile.refresh": 30}
+    )
     handle = await releases.start(_ramp_plan(releases))  # type: ignore[arg-type]
     await releases.wait_for(handle, waiting_at("pilot"))
     await handle.execute_update(
-        ReleaseWorkflow.reject, DecisionRequest(stage="pilot", user="erin", comment="error budget spent")
+        ReleaseWorkflow.reject,
+        DecisionRequest(stage="pilot", user="erin", comment="error budget spent"),
     )
     result = await handle.result()
     assert result.outcome == ReleaseState.ROLLED_BACK
@@ -208,7 +247,12 @@ async def test_missing_flag_stops_the_release_before_anything_changes(releases: 
 async def test_cancelling_the_workflow_still_restores_flags(releases: Releases) -> None:
     before = releases.init_flags(["dev", "pilot"], {"ai.solutions": 0})
     handle = await releases.start(_ramp_plan(releases))  # type: ignore[arg-type]
-    await releases.wait_for(handle, lambda s: any(st.percent == 25 for st in next(x for x in s.stages if x.name == "pilot").flag_steps))
+    await releases.wait_for(
+        handle,
+        lambda s: any(
+            st.percent == 25 for st in next(x for x in s.stages if x.name == "pilot").flag_steps
+        ),
+    )
     await handle.cancel()
     from temporalio.client import WorkflowFailureError
 
@@ -216,7 +260,9 @@ async def test_cancelling_the_workflow_still_restores_flags(releases: Releases) 
         await handle.result()
     for env, content in before.items():
         assert releases.flag_path(env).read_bytes() == content
-    rows = AuditStore(releases.settings.audit_url).query(AuditQuery(releaseId=handle.id, action="rollback.completed"))
+    rows = AuditStore(releases.settings.audit_url).query(
+        AuditQuery(releaseId=handle.id, action="rollback.completed")
+    )
     assert len(rows) == 1
 
 

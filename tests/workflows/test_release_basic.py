@@ -13,7 +13,9 @@ from worker import build_worker
 from workflows.release import ReleaseWorkflow
 
 
-async def test_release_promotes_through_every_stage(client: Client, settings: Settings, task_queue: str) -> None:
+async def test_release_promotes_through_every_stage(
+    client: Client, settings: Settings, task_queue: str
+) -> None:
     with recording_server() as target:
         plan = parse_plan(plan_dict(target.url, version=f"1.0.{uuid.uuid4().hex[:6]}"))
         async with AsyncExitStack() as stack:
@@ -25,13 +27,18 @@ async def test_release_promotes_through_every_stage(client: Client, settings: Se
                     task_queue=task_queue,
                 )
                 import asyncio
+
                 for _ in range(100):
                     status = await handle.query(ReleaseWorkflow.status)
                     if status.state == ReleaseState.WAITING_APPROVAL:
                         break
                     await asyncio.sleep(0.1)
-                await handle.execute_update(ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user="carol"))
-                await handle.execute_update(ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user="dave"))
+                await handle.execute_update(
+                    ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user="carol")
+                )
+                await handle.execute_update(
+                    ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user="dave")
+                )
                 result = await handle.result()
     assert result.outcome == ReleaseState.PROMOTED, result
     assert result.promoted_stages == ["dev", "staging", "pilot", "production"]

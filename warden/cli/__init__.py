@@ -66,7 +66,9 @@ def run_cli(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("warden: interrupted", err=True)
         code = 130
-    except _NoArgsIsHelp as exc:  # `warden release` alone: its help, folded into one line, says too much
+    except (
+        _NoArgsIsHelp
+    ) as exc:  # `warden release` alone: its help, folded into one line, says too much
         path = exc.ctx.command_path if exc.ctx else "warden"
         code = _report(f"missing command: {path} COMMAND (see `{path} --help`)", EXIT_INVALID)
     except click.ClickException as exc:  # usage errors, bad parameters
@@ -79,12 +81,15 @@ def run_cli(argv: list[str] | None = None) -> int:
         code = _report(str(exc), EXIT_UNAVAILABLE)
     except WardenError as exc:
         code = _report(str(exc), exc.exit_code)
-    except ValidationError as exc:  # a request model refused a value the command did not check first
+    except (
+        ValidationError
+    ) as exc:  # a request model refused a value the command did not check first
         code = _report("; ".join(format_validation_error(exc)), EXIT_INVALID)
     except RPCError as exc:
         unavailable = exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
         code = _report(
-            f"Temporal refused the request: {exc.message}", EXIT_UNAVAILABLE if unavailable else EXIT_INVALID
+            f"Temporal refused the request: {exc.message}",
+            EXIT_UNAVAILABLE if unavailable else EXIT_INVALID,
         )
     except WorkflowQueryFailedError as exc:
         code = _report(f"the query failed: {exc.message}", EXIT_INVALID)

@@ -88,5 +88,9 @@ def info(message: str) -> None:
     click.echo(message, err=True)
 
 
-as_option = click.option("--as", "as_user", metavar="USER", help="Who is acting (default: WARDEN_USER or your login).")
-json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document and nothing else on stdout.")
+as_option = click.option(
+    "--as", "as_user", metavar="USER", help="Who is acting (default: WARDEN_USER or your login)."
+)
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON document and nothing else on stdout."
+)

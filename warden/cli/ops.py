@@ -42,7 +42,9 @@ def flags() -> None:
     """Feature flags: show them, and the operator's audited kill switch."""
 
 
-def _change(flag: str, env: str, percent: int, as_user: str | None, reason: str, as_json: bool) -> None:
+def _change(
+    flag: str, env: str, percent: int, as_user: str | None, reason: str, as_json: bool
+) -> None:
     from warden.models.flags import FlagOperation
     from warden.operations import FlagService
 
@@ -52,8 +54,19 @@ def _change(flag: str, env: str, percent: int, as_user: str | None, reason: str,
         fail("give a --reason (it is recorded in the audit trail)")
     op = build_request(
         FlagOperation,
-        {"flag": "FLAG", "environment": "--env", "percent": "--percent", "user": "--as", "reason": "--reason"},
-        flag=flag, environment=env, percent=percent, user=user, reason=reason, dev_identity=dev_identity,
+        {
+            "flag": "FLAG",
+            "environment": "--env",
+            "percent": "--percent",
+            "user": "--as",
+            "reason": "--reason",
+        },
+        flag=flag,
+        environment=env,
+        percent=percent,
+        user=user,
+        reason=reason,
+        dev_identity=dev_identity,
     )
 
     async def go() -> Any:
@@ -83,7 +96,9 @@ def _check_envs(envs: tuple[str, ...]) -> None:
 
     for env in envs:
         if not re.fullmatch(NAME_PATTERN, env):
-            fail(f"--env {env!r} is not an environment name (lowercase letters, digits and '-', e.g. pilot)")
+            fail(
+                f"--env {env!r} is not an environment name (lowercase letters, digits and '-', e.g. pilot)"
+            )
 
 
 def _check_flag_keys(keys: list[str]) -> None:
@@ -97,7 +112,9 @@ def _check_flag_keys(keys: list[str]) -> None:
 
 
 _env = click.option("--env", "env", required=True, help="Flag environment (e.g. production).")
-_reason = click.option("--reason", required=True, help="Why (required; recorded in the audit trail).")
+_reason = click.option(
+    "--reason", required=True, help="Why (required; recorded in the audit trail)."
+)
 
 
 @flags.command()
@@ -125,17 +142,26 @@ def enable(flag: str, env: str, as_user: str | None, reason: str, as_json: bool)
 @flags.command(name="set")
 @click.argument("flag")
 @_env
-@click.option("--percent", required=True, type=click.IntRange(0, 100), help="Share of traffic served the flag.")
+@click.option(
+    "--percent",
+    required=True,
+    type=click.IntRange(0, 100),
+    help="Share of traffic served the flag.",
+)
 @as_option
 @_reason
 @json_option
-def set_percent(flag: str, env: str, percent: int, as_user: str | None, reason: str, as_json: bool) -> None:
+def set_percent(
+    flag: str, env: str, percent: int, as_user: str | None, reason: str, as_json: bool
+) -> None:
     """Serve a flag to a percentage of traffic in one environment."""
     _change(flag, env, percent, as_user, reason, as_json)
 
 
 @flags.command()
-@click.option("--env", "envs", multiple=True, help="Environment(s); default dev, staging, pilot, production.")
+@click.option(
+    "--env", "envs", multiple=True, help="Environment(s); default dev, staging, pilot, production."
+)
 @click.option("--flag", "flag_keys", multiple=True, help="Only these flags.")
 @json_option
 def show(envs: tuple[str, ...], flag_keys: tuple[str, ...], as_json: bool) -> None:
@@ -156,23 +182,41 @@ def show(envs: tuple[str, ...], flag_keys: tuple[str, ...], as_json: bool) -> No
         emit_json(states)
         return
     rows = [
-        [s.environment, s.flag, ("on" if s.enabled else "off") if s.exists else "missing",
-         "-" if s.percent is None else f"{s.percent}%"]
+        [
+            s.environment,
+            s.flag,
+            ("on" if s.enabled else "off") if s.exists else "missing",
+            "-" if s.percent is None else f"{s.percent}%",
+        ]
         for s in states
     ]
     click.echo(table(rows, ["env", "flag", "state", "served"]) if rows else "no flags")
 
 
 @flags.command()
-@click.option("--env", "envs", multiple=True, help="Environment(s) to create; default dev, staging, pilot, production.")
-@click.option("--flag", "flag_specs", multiple=True, metavar="KEY[=PERCENT]", help="Flag to create (default 0%).")
+@click.option(
+    "--env",
+    "envs",
+    multiple=True,
+    help="Environment(s) to create; default dev, staging, pilot, production.",
+)
+@click.option(
+    "--flag",
+    "flag_specs",
+    multiple=True,
+    metavar="KEY[=PERCENT]",
+    help="Flag to create (default 0%).",
+)
 def init(envs: tuple[str, ...], flag_specs: tuple[str, ...]) -> None:
     """Create flagd flag files for the embedded flag backend (existing files are left alone)."""
     from activities.flags.flagd_file import flag_file, init_flag_file
 
     settings = load_settings()
     if settings.flag_backend != "flagd-file":
-        fail("`warden flags init` creates flagd-file flag files; WARDEN_FLAG_BACKEND is " + settings.flag_backend)
+        fail(
+            "`warden flags init` creates flagd-file flag files; WARDEN_FLAG_BACKEND is "
+            + settings.flag_backend
+        )
     _check_envs(envs)
     specs: dict[str, int] = {}
     for spec in flag_specs or ("ai.solutions",):
@@ -200,12 +244,18 @@ def access() -> None:
 
 @access.command(name="request")
 @click.option("--user", "subject", required=True, help="Whose access changes.")
-@click.option("--role", required=True, help="release-manager, operator, viewer, admin, committee-member:<committee>.")
+@click.option(
+    "--role",
+    required=True,
+    help="release-manager, operator, viewer, admin, committee-member:<committee>.",
+)
 @click.option("--revoke", is_flag=True, help="Take the role away instead of granting it.")
 @click.option("--reason", required=True)
 @as_option
 @json_option
-def access_request(subject: str, role: str, revoke: bool, reason: str, as_user: str | None, as_json: bool) -> None:
+def access_request(
+    subject: str, role: str, revoke: bool, reason: str, as_user: str | None, as_json: bool
+) -> None:
     """Ask the access committee to grant (or --revoke) a role."""
     from warden.models.governance import AccessChangeRequest
     from warden.operations import AccessService
@@ -213,9 +263,14 @@ def access_request(subject: str, role: str, revoke: bool, reason: str, as_user: 
     settings = load_settings()
     user, dev_identity = identity(settings, as_user)
     request = build_request(
-        AccessChangeRequest, {"user": "--user", "role": "--role", "reason": "--reason", "requested_by": "--as"},
-        kind="revoke" if revoke else "grant", user=subject, role=role, reason=reason,
-        requested_by=user, dev_identity=dev_identity,
+        AccessChangeRequest,
+        {"user": "--user", "role": "--role", "reason": "--reason", "requested_by": "--as"},
+        kind="revoke" if revoke else "grant",
+        user=subject,
+        role=role,
+        reason=reason,
+        requested_by=user,
+        dev_identity=dev_identity,
     )
 
     async def go() -> str:
@@ -229,24 +284,34 @@ def access_request(subject: str, role: str, revoke: bool, reason: str, as_user: 
         info(f"waiting for the access committee: `warden access approve {change_id} --as <member>`")
 
 
-def _access_decide(change_id: str, as_user: str | None, comment: str, as_json: bool, approve: bool) -> None:
+def _access_decide(
+    change_id: str, as_user: str | None, comment: str, as_json: bool, approve: bool
+) -> None:
     from warden.models.governance import AccessDecision
     from warden.operations import AccessService
 
     settings = load_settings()
     user, dev_identity = identity(settings, as_user)
     decision = build_request(
-        AccessDecision, {"user": "--as", "comment": "--comment"}, user=user, comment=comment, dev_identity=dev_identity
+        AccessDecision,
+        {"user": "--as", "comment": "--comment"},
+        user=user,
+        comment=comment,
+        dev_identity=dev_identity,
     )
 
     async def go() -> Any:
-        return await AccessService(await _client(settings), settings).decide(change_id, decision, approve)
+        return await AccessService(await _client(settings), settings).decide(
+            change_id, decision, approve
+        )
 
     status = run(go())
     if as_json:
         emit_json(status)
     else:
-        click.echo(f"{change_id}: {len(status.approvals)}/{status.quorum} approvals, {len(status.rejections)} rejections")
+        click.echo(
+            f"{change_id}: {len(status.approvals)}/{status.quorum} approvals, {len(status.rejections)} rejections"
+        )
 
 
 @access.command(name="approve")
@@ -286,9 +351,13 @@ def access_status(change_id: str, as_json: bool) -> None:
         emit_json(status)
         return
     click.echo(f"{status.change_id}: {status.state} — {status.message or status.reason}")
-    click.echo(f"  requested by {status.requested_by} at {when(status.requested_at)}; committee {status.committee} "
-               f"({status.quorum} of {', '.join(status.members)})")
-    click.echo(f"  approvals: {', '.join(status.approvals) or 'none'}; rejections: {', '.join(status.rejections) or 'none'}")
+    click.echo(
+        f"  requested by {status.requested_by} at {when(status.requested_at)}; committee {status.committee} "
+        f"({status.quorum} of {', '.join(status.members)})"
+    )
+    click.echo(
+        f"  approvals: {', '.join(status.approvals) or 'none'}; rejections: {', '.join(status.rejections) or 'none'}"
+    )
 
 
 @access.command(name="list")
@@ -306,9 +375,24 @@ def access_list(as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
-    click.echo(table([[r["change_id"], r["kind"], r["user"] or "-", r["role"] or "-", r["requested_by"], r["status"]]
-                      for r in rows], ["change", "kind", "user", "role", "requested by", "status"])
-               if rows else "no access changes yet")
+    click.echo(
+        table(
+            [
+                [
+                    r["change_id"],
+                    r["kind"],
+                    r["user"] or "-",
+                    r["role"] or "-",
+                    r["requested_by"],
+                    r["status"],
+                ]
+                for r in rows
+            ],
+            ["change", "kind", "user", "role", "requested by", "status"],
+        )
+        if rows
+        else "no access changes yet"
+    )
 
 
 @click.group()
@@ -330,8 +414,10 @@ def governance_validate(path: Path | None) -> None:
         document = load_governance(path)
     except GovernanceError as exc:
         fail(str(exc))
-    click.echo(f"{path}: valid, version {document.version}, {len(document.users)} users, "
-               f"committees {', '.join(c.name for c in document.committees)} (sha256 {document.digest()[:12]})")
+    click.echo(
+        f"{path}: valid, version {document.version}, {len(document.users)} users, "
+        f"committees {', '.join(c.name for c in document.committees)} (sha256 {document.digest()[:12]})"
+    )
 
 
 @governance.command(name="show")
@@ -350,14 +436,28 @@ def governance_show(as_json: bool) -> None:
     store = GovernanceStore(settings.audit_url)
     grants = store.grants()
     signoff = store.signoff_for(document.digest())
-    users = [{"user": u.name, "roles": sorted(effective_roles(document, grants, u.name))} for u in document.users]
+    users: list[dict[str, Any]] = [
+        {"user": u.name, "roles": sorted(effective_roles(document, grants, u.name))}
+        for u in document.users
+    ]
     if as_json:
-        emit_json({"version": document.version, "digest": document.digest(),
-                   "signoff": signoff.model_dump(mode="json") if signoff else None, "users": users})
+        emit_json(
+            {
+                "version": document.version,
+                "digest": document.digest(),
+                "signoff": signoff.model_dump(mode="json") if signoff else None,
+                "users": users,
+            }
+        )
         return
-    click.echo(f"version {document.version} (sha256 {document.digest()[:12]}): "
-               + (f"signed off by {', '.join(signoff.approved_by)} at {when(signoff.signed_at)}" if signoff
-                  else "NOT signed off — production releases will not start"))
+    click.echo(
+        f"version {document.version} (sha256 {document.digest()[:12]}): "
+        + (
+            f"signed off by {', '.join(signoff.approved_by)} at {when(signoff.signed_at)}"
+            if signoff
+            else "NOT signed off — production releases will not start"
+        )
+    )
     click.echo(table([[u["user"], ", ".join(u["roles"]) or "-"] for u in users], ["user", "roles"]))
 
 
@@ -373,8 +473,12 @@ def governance_signoff(reason: str, as_user: str | None, wait: bool) -> None:
     settings = load_settings()
     user, dev_identity = identity(settings, as_user)
     request = build_request(
-        AccessChangeRequest, {"reason": "--reason", "requested_by": "--as"},
-        kind="config-signoff", reason=reason, requested_by=user, dev_identity=dev_identity,
+        AccessChangeRequest,
+        {"reason": "--reason", "requested_by": "--as"},
+        kind="config-signoff",
+        reason=reason,
+        requested_by=user,
+        dev_identity=dev_identity,
     )
 
     async def go() -> int:
@@ -415,12 +519,26 @@ def audit() -> None:
     """The audit trail: every action on releases, flags and access."""
 
 
-def _query(release: str | None, user: str | None, action: str | None, since: datetime | None,
-           until: datetime | None, trace: str | None, limit: int) -> Any:
+def _query(
+    release: str | None,
+    user: str | None,
+    action: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    trace: str | None,
+    limit: int,
+) -> Any:
     from warden.models.audit import AuditQuery
 
-    return AuditQuery(releaseId=release, userId=user, action=action, since=_aware(since), until=_aware(until),
-                      traceId=trace, limit=limit)
+    return AuditQuery(
+        releaseId=release,
+        userId=user,
+        action=action,
+        since=_aware(since),
+        until=_aware(until),
+        traceId=trace,
+        limit=limit,
+    )
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -449,14 +567,27 @@ def _with_filters(fn: Any) -> Any:
 @audit.command()
 @_with_filters
 @click.option("--csv", "as_csv", is_flag=True, help="CSV (the default is JSON lines).")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file.")
-def export(release: str | None, user: str | None, action: str | None, since: datetime | None,
-           until: datetime | None, trace: str | None, limit: int, as_csv: bool, output: Path | None) -> None:
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file."
+)
+def export(
+    release: str | None,
+    user: str | None,
+    action: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    trace: str | None,
+    limit: int,
+    as_csv: bool,
+    output: Path | None,
+) -> None:
     """Export audit events as CSV or JSON lines."""
     from warden.audit import AuditStore, to_csv
 
     settings = load_settings()
-    events = AuditStore(settings.audit_url).query(_query(release, user, action, since, until, trace, limit))
+    events = AuditStore(settings.audit_url).query(
+        _query(release, user, action, since, until, trace, limit)
+    )
     text = to_csv(events) if as_csv else "".join(e.model_dump_json() + "\n" for e in events)
     if output:
         output.write_text(text)
@@ -467,12 +598,27 @@ def export(release: str | None, user: str | None, action: str | None, since: dat
 
 @audit.command(name="list")
 @_with_filters
-def audit_list(release: str | None, user: str | None, action: str | None, since: datetime | None,
-               until: datetime | None, trace: str | None, limit: int) -> None:
+def audit_list(
+    release: str | None,
+    user: str | None,
+    action: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    trace: str | None,
+    limit: int,
+) -> None:
     """Audit events as a table."""
     from warden.audit import AuditStore
 
     settings = load_settings()
-    events = AuditStore(settings.audit_url).query(_query(release, user, action, since, until, trace, min(limit, 500)))
-    click.echo(table([[when(e.timestamp), e.userId, e.action, e.result, e.entity] for e in events],
-                     ["time", "user", "action", "result", "entity"]) if events else "no audit events match")
+    events = AuditStore(settings.audit_url).query(
+        _query(release, user, action, since, until, trace, min(limit, 500))
+    )
+    click.echo(
+        table(
+            [[when(e.timestamp), e.userId, e.action, e.result, e.entity] for e in events],
+            ["time", "user", "action", "result", "entity"],
+        )
+        if events
+        else "no audit events match"
+    )

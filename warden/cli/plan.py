@@ -27,7 +27,9 @@ def validate(path: str, as_json: bool) -> None:
     stages = " → ".join(
         s.name + (" [" + ", ".join(_gates(s)) + "]" if _gates(s) else "") for s in parsed.stages
     )
-    click.echo(f"{path}: valid plan for {parsed.service} {parsed.version} (release id {parsed.release_id})")
+    click.echo(
+        f"{path}: valid plan for {parsed.service} {parsed.version} (release id {parsed.release_id})"
+    )
     click.echo(f"stages: {stages}")
 
 
@@ -61,7 +63,10 @@ def templates(as_json: bool) -> None:
     """List the built-in metric check templates."""
     from warden.models.templates import TEMPLATES
 
-    rows = [{"name": name, "description": description} for name, (_, description) in sorted(TEMPLATES.items())]
+    rows = [
+        {"name": name, "description": description}
+        for name, (_, description) in sorted(TEMPLATES.items())
+    ]
     if as_json:
         emit_json(rows)
         return

@@ -65,13 +65,23 @@ def release() -> None:
 
 
 @release.command()
-@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False, path_type=str), callback=require_id)
+@click.argument(
+    "plan_path", metavar="PLAN", type=click.Path(dir_okay=False, path_type=str), callback=require_id
+)
 @as_option
-@click.option("--wait", is_flag=True, help="Wait until the release ends; exit 0 promoted, 1 not promoted.")
+@click.option(
+    "--wait", is_flag=True, help="Wait until the release ends; exit 0 promoted, 1 not promoted."
+)
 @json_option
 @click.option("--rerun", is_flag=True, help="Start a version again after its earlier run ended.")
-@click.option("--trace-id", callback=_trace_id, help="Trace id to carry through every call and audit event.")
-@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="With --wait: write the checklist as JUnit XML.")
+@click.option(
+    "--trace-id", callback=_trace_id, help="Trace id to carry through every call and audit event."
+)
+@click.option(
+    "--junit",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --wait: write the checklist as JUnit XML.",
+)
 def start(
     plan_path: str,
     as_user: str | None,
@@ -90,11 +100,15 @@ def start(
 
     async def go() -> int:
         service = await connect_service(settings)
-        handle = await service.start(plan_model, user, trace_id=trace_id, dev_identity=dev_identity, rerun=rerun)
+        handle = await service.start(
+            plan_model, user, trace_id=trace_id, dev_identity=dev_identity, rerun=rerun
+        )
         if not wait:
             if as_json:
                 description = await handle.describe()
-                emit_json({"release_id": handle.id, "run_id": description.run_id, "started_by": user})
+                emit_json(
+                    {"release_id": handle.id, "run_id": description.run_id, "started_by": user}
+                )
             else:
                 click.echo(handle.id)
                 info(f"started {handle.id}; follow it with `warden release watch {handle.id}`")
@@ -111,7 +125,9 @@ def start(
     raise SystemExit(run(go()))
 
 
-async def follow(service: ReleaseService, release_id: str, *, quiet: bool = False, interval: float = 1.0) -> ReleaseStatus:
+async def follow(
+    service: ReleaseService, release_id: str, *, quiet: bool = False, interval: float = 1.0
+) -> ReleaseStatus:
     """Print each new timeline event (to stderr) until the release ends; return its final status."""
     seen: set[tuple[Any, ...]] = set()
     while True:
@@ -130,7 +146,11 @@ async def follow(service: ReleaseService, release_id: str, *, quiet: bool = Fals
 @release.command()
 @click.argument("release_id", callback=require_id)
 @json_option
-@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Also write the checklist as JUnit XML.")
+@click.option(
+    "--junit",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the checklist as JUnit XML.",
+)
 def status(release_id: str, as_json: bool, junit: Path | None) -> None:
     """Stages, current step, evidence so far, approvals, flags and result of a release."""
     settings = load_settings()
@@ -168,7 +188,9 @@ def list_(as_json: bool, limit: int) -> None:
 
 @release.command()
 @click.argument("release_id", callback=require_id)
-@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(0.2, 60), callback=_not_nan)
+@click.option(
+    "--interval", default=1.0, show_default=True, type=click.FloatRange(0.2, 60), callback=_not_nan
+)
 def watch(release_id: str, interval: float) -> None:
     """Live progress until the release ends; exit 0 promoted, 1 not promoted."""
     settings = load_settings()
@@ -187,14 +209,20 @@ def watch(release_id: str, interval: float) -> None:
     raise SystemExit(run(go()))
 
 
-def _decision(release_id: str, stage: str, as_user: str | None, comment: str, as_json: bool, approve: bool) -> None:
+def _decision(
+    release_id: str, stage: str, as_user: str | None, comment: str, as_json: bool, approve: bool
+) -> None:
     from warden.cli.common import identity
 
     settings = load_settings()
     user, dev_identity = identity(settings, as_user)
     request = build_request(
-        DecisionRequest, {"stage": "--stage", "user": "--as", "comment": "--comment"},
-        stage=stage, user=user, comment=comment, dev_identity=dev_identity,
+        DecisionRequest,
+        {"stage": "--stage", "user": "--as", "comment": "--comment"},
+        stage=stage,
+        user=user,
+        comment=comment,
+        dev_identity=dev_identity,
     )
 
     async def go() -> Any:
@@ -207,7 +235,10 @@ def _decision(release_id: str, stage: str, as_user: str | None, comment: str, as
     if as_json:
         emit_json(outcome)
     else:
-        click.echo(f"{release_id} {stage}: {outcome.message}" + (f" — stage {outcome.decided}" if outcome.decided else ""))
+        click.echo(
+            f"{release_id} {stage}: {outcome.message}"
+            + (f" — stage {outcome.decided}" if outcome.decided else "")
+        )
 
 
 @release.command()
@@ -241,9 +272,13 @@ def _control(release_id: str, action: str, as_user: str | None, reason: str, as_
     options = {"user": "--as", "reason": "--reason"}
     request: AbortRequest | ControlRequest
     if action == "abort":
-        request = build_request(AbortRequest, options, user=user, reason=reason, dev_identity=dev_identity)
+        request = build_request(
+            AbortRequest, options, user=user, reason=reason, dev_identity=dev_identity
+        )
     else:
-        request = build_request(ControlRequest, options, user=user, reason=reason, dev_identity=dev_identity)
+        request = build_request(
+            ControlRequest, options, user=user, reason=reason, dev_identity=dev_identity
+        )
 
     async def go() -> Any:
         service = await connect_service(settings)

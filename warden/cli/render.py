@@ -45,7 +45,8 @@ def status_text(status: ReleaseStatus, *, events: int = 12) -> str:
     out = [
         f"{status.release_id}  ({status.service} {status.version}, owner {status.owner}, "
         f"started by {status.started_by} at {when(status.started_at)})",
-        f"state: {status.state.value}" + (f" · stage {status.current_stage}" if status.current_stage else "")
+        f"state: {status.state.value}"
+        + (f" · stage {status.current_stage}" if status.current_stage else "")
         + (f" · {status.current_step}" if status.current_step else ""),
     ]
     if status.paused and status.pause_reason:
@@ -106,10 +107,14 @@ def stage_text(stage: StageStatus) -> list[str]:
         lines.append(f"  guards: {stage.guards[-1].summary()}")
     if stage.signoff:
         gate = stage.signoff
-        decided = ", ".join(
-            f"{d.user} {'approved' if d.approve else 'rejected'}" + (f" ({d.comment})" if d.comment else "")
-            for d in gate.decisions
-        ) or "none yet"
+        decided = (
+            ", ".join(
+                f"{d.user} {'approved' if d.approve else 'rejected'}"
+                + (f" ({d.comment})" if d.comment else "")
+                for d in gate.decisions
+            )
+            or "none yet"
+        )
         lines.append(
             f"  sign-off: {len(gate.approvals)}/{gate.quorum} approvals from {', '.join(gate.members)}; "
             f"decisions: {decided}; deadline {when(gate.deadline_at)}"
@@ -129,7 +134,10 @@ def list_text(rows: list[ReleaseSummary]) -> str:
     if not rows:
         return "no releases yet (start one with `warden release start plan.yaml`)"
     return table(
-        [[r.release_id, r.service, r.version, r.state, r.stage or "-", when(r.started_at)] for r in rows],
+        [
+            [r.release_id, r.service, r.version, r.state, r.stage or "-", when(r.started_at)]
+            for r in rows
+        ],
         ["release", "service", "version", "state", "stage", "started"],
     )
 
@@ -150,7 +158,9 @@ def junit_xml(status: ReleaseStatus) -> str:
             skipped=str(skipped),
         )
         for item in items:
-            case = ET.SubElement(suite, "testcase", classname=f"{status.service}.{stage.name}", name=item.key.value)
+            case = ET.SubElement(
+                suite, "testcase", classname=f"{status.service}.{stage.name}", name=item.key.value
+            )
             if item.status == ItemStatus.FAILED:
                 ET.SubElement(case, "failure", message=item.evidence[:500]).text = item.evidence
             elif item.status == ItemStatus.PENDING:
@@ -158,4 +168,6 @@ def junit_xml(status: ReleaseStatus) -> str:
             elif item.evidence:
                 ET.SubElement(case, "system-out").text = item.evidence
     ET.indent(suites)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    )

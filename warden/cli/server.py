@@ -18,8 +18,12 @@ def server(ctx: click.Context, ui: bool) -> None:
 
     settings = load_settings()
     if not settings.embedded:
-        fail(f"WARDEN_TEMPORAL_ADDRESS is set ({settings.temporal_address}); `warden server` runs the embedded server only")
-    info(f"Temporal dev server on {settings.dev_server_address}, state in {settings.resolved_state_dir / 'temporal.db'}")
+        fail(
+            f"WARDEN_TEMPORAL_ADDRESS is set ({settings.temporal_address}); `warden server` runs the embedded server only"
+        )
+    info(
+        f"Temporal dev server on {settings.dev_server_address}, state in {settings.resolved_state_dir / 'temporal.db'}"
+    )
     if ui:
         info(f"Web UI: http://127.0.0.1:{settings.dev_server_ui_port}")
     try:
@@ -52,7 +56,9 @@ def server_status() -> None:
     settings = load_settings()
     listening = devserver.is_listening("127.0.0.1", settings.dev_server_port)
     pid = background_worker_pid(settings)
-    click.echo(f"server {settings.dev_server_address}: {'listening' if listening else 'not running'}")
+    click.echo(
+        f"server {settings.dev_server_address}: {'listening' if listening else 'not running'}"
+    )
     click.echo(f"background worker: {f'pid {pid}' if pid else 'not running'}")
     raise SystemExit(0 if listening else 3)
 
@@ -66,7 +72,9 @@ def worker() -> None:
 
 
 @click.command()
-@click.option("--keep", is_flag=True, help="Leave the server, UI, worker and sample services up until Ctrl-C.")
+@click.option(
+    "--keep", is_flag=True, help="Leave the server, UI, worker and sample services up until Ctrl-C."
+)
 @click.option(
     "--scenario",
     type=click.Choice(["all", "good", "contract", "guard"]),

@@ -14,7 +14,9 @@ from warden.models.common import Record, StrictModel
 class AuditEventCreate(StrictModel):
     """An audit event as other systems send it to `POST /audit/events`."""
 
-    eventId: UUID | None = Field(default=None, description="Idempotency key; generated when absent.")
+    eventId: UUID | None = Field(
+        default=None, description="Idempotency key; generated when absent."
+    )
     userId: str = Field(min_length=1, max_length=200)
     action: str = Field(min_length=1, max_length=100, pattern=r"^[a-zA-Z0-9_.:\-]+$")
     entity: str = Field(min_length=1, max_length=500)

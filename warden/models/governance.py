@@ -11,13 +11,18 @@ from pydantic import Field, model_validator
 from warden.models.common import Record, StrictModel, short_repr
 
 BASE_ROLES = ("release-manager", "operator", "viewer", "admin")
-ROLE_PATTERN = r"^(release-manager|operator|viewer|admin|committee-member:[a-z0-9][a-z0-9\-]{0,62})$"
+ROLE_PATTERN = (
+    r"^(release-manager|operator|viewer|admin|committee-member:[a-z0-9][a-z0-9\-]{0,62})$"
+)
 USER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@\-]{0,99}$"
 
 
 class GovernanceUser(StrictModel):
     name: str = Field(pattern=USER_PATTERN)
-    roles: list[str] = Field(default_factory=list, description="release-manager, operator, viewer, admin, committee-member:<committee>.")
+    roles: list[str] = Field(
+        default_factory=list,
+        description="release-manager, operator, viewer, admin, committee-member:<committee>.",
+    )
     token_sha256: str | None = Field(
         default=None,
         pattern=r"^[0-9a-f]{64}$",
@@ -39,22 +44,33 @@ class GovernanceUser(StrictModel):
 
 class CommitteeMember(StrictModel):
     user: str = Field(pattern=USER_PATTERN)
-    roles: list[str] = Field(default_factory=list, description="Seats on the committee, e.g. after-sales, product, security, tech.")
+    roles: list[str] = Field(
+        default_factory=list,
+        description="Seats on the committee, e.g. after-sales, product, security, tech.",
+    )
 
 
 class Committee(StrictModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9\-]{0,62}$")
     description: str = ""
     members: list[CommitteeMember] = Field(min_length=1)
-    quorum: int = Field(default=1, ge=1, description="Approvals an access change or a config sign-off needs.")
+    quorum: int = Field(
+        default=1, ge=1, description="Approvals an access change or a config sign-off needs."
+    )
 
     def member_names(self) -> list[str]:
         return [m.user for m in self.members]
 
 
 class GovernanceFile(StrictModel):
-    version: str = Field(min_length=1, max_length=100, description="Bump on every change; a new version needs sign-off.")
-    access_committee: str = Field(description="The committee that approves access changes and signs this file off.")
+    version: str = Field(
+        min_length=1,
+        max_length=100,
+        description="Bump on every change; a new version needs sign-off.",
+    )
+    access_committee: str = Field(
+        description="The committee that approves access changes and signs this file off."
+    )
     users: list[GovernanceUser] = Field(default_factory=list)
     committees: list[Committee] = Field(min_length=1)
 
@@ -66,14 +82,18 @@ class GovernanceFile(StrictModel):
             raise ValueError(f"user(s) listed twice: {', '.join(dupes)}")
         committees = {c.name for c in self.committees}
         if self.access_committee not in committees:
-            raise ValueError(f"access_committee {self.access_committee!r} is not a committee in this file")
+            raise ValueError(
+                f"access_committee {self.access_committee!r} is not a committee in this file"
+            )
         known = set(names)
         for committee in self.committees:
             for member in committee.members:
                 if member.user not in known:
                     raise ValueError(f"committee {committee.name}: {member.user!r} is not in users")
             if committee.quorum > len(committee.members):
-                raise ValueError(f"committee {committee.name}: quorum {committee.quorum} exceeds its members")
+                raise ValueError(
+                    f"committee {committee.name}: quorum {committee.quorum} exceeds its members"
+                )
         for user in self.users:
             for role in user.roles:
                 if role.startswith("committee-member:") and role.split(":", 1)[1] not in committees:

@@ -26,17 +26,24 @@ DEFAULT_STAGE_ORDER = ("dev", "staging", "pilot", "production")
 PRODUCTION_ENVIRONMENTS = frozenset({"production", "prod"})
 #: `version: 2` is read as the version "2" (a float like 1.10 is refused); the schema says so too.
 _VERSION_SCHEMA: dict[str, Any] = {
-    "anyOf": [{"type": "string", "pattern": VERSION_PATTERN}, {"type": "integer", "minimum": 0, "maximum": 10**64 - 1}]
+    "anyOf": [
+        {"type": "string", "pattern": VERSION_PATTERN},
+        {"type": "integer", "minimum": 0, "maximum": 10**64 - 1},
+    ]
 }
 
 
 class Contact(StrictModel):
     name: str = Field(min_length=1, max_length=200)
-    role: str = Field(default="", max_length=200, description="e.g. release manager, tech lead, operations.")
+    role: str = Field(
+        default="", max_length=200, description="e.g. release manager, tech lead, operations."
+    )
     email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
     phone: str | None = Field(default=None, max_length=50)
     im: str | None = Field(default=None, max_length=200, description="IM handle or group.")
-    emergency: bool = Field(default=False, description="Listed as an emergency contact in the release notes.")
+    emergency: bool = Field(
+        default=False, description="Listed as an emergency contact in the release notes."
+    )
 
 
 class RollbackSpec(StrictModel):
@@ -49,21 +56,31 @@ class RollbackSpec(StrictModel):
 class Stage(StrictModel):
     """One environment the release walks through, with the gates that must hold there."""
 
-    name: str = Field(pattern=NAME_PATTERN, description="Stage name, unique in the plan (e.g. dev, staging, pilot, production).")
+    name: str = Field(
+        pattern=NAME_PATTERN,
+        description="Stage name, unique in the plan (e.g. dev, staging, pilot, production).",
+    )
     environment: str | None = Field(
-        default=None, pattern=NAME_PATTERN, description="Flag environment; defaults to the stage name."
+        default=None,
+        pattern=NAME_PATTERN,
+        description="Flag environment; defaults to the stage name.",
     )
     base_url: str = Field(description="http(s) URL of the service in this stage.")
     smoke: list[SmokeCheck] = Field(default_factory=list, description="HTTP probes run first.")
     contract: ContractSpec | None = Field(
-        default=None, description="Contract tests (checklist item 1), run after the stage's flags are on."
+        default=None,
+        description="Contract tests (checklist item 1), run after the stage's flags are on.",
     )
     checks: list[MetricCheck] = Field(
         default_factory=list,
         description="Metric checks: before promotion (item 3) and as guards during flag steps and bakes.",
     )
-    flags: list[FlagRamp] = Field(default_factory=list, description="Flags this stage opens, step by step.")
-    signoff: SignoffSpec | None = Field(default=None, description="Committee sign-off (item 4), the stage's last gate.")
+    flags: list[FlagRamp] = Field(
+        default_factory=list, description="Flags this stage opens, step by step."
+    )
+    signoff: SignoffSpec | None = Field(
+        default=None, description="Committee sign-off (item 4), the stage's last gate."
+    )
     bake: Duration = Field(default=timedelta(0), description="Guarded soak after the flag steps.")
 
     @field_validator("base_url")
@@ -71,7 +88,9 @@ class Stage(StrictModel):
     def _http_url(cls, value: str) -> str:
         if any(c.isspace() or not c.isprintable() for c in value):
             # urlparse drops tabs and newlines silently; the URL would be used as written
-            raise ValueError(f"{short_repr(value)} is not an http(s) URL (it has spaces or control characters)")
+            raise ValueError(
+                f"{short_repr(value)} is not an http(s) URL (it has spaces or control characters)"
+            )
         parsed = urlparse(value)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError(f"{short_repr(value)} is not an http(s) URL")
@@ -115,20 +134,34 @@ class Stage(StrictModel):
 class ReleasePlan(StrictModel):
     """A release: which service and version, who owns it, and the stages it must pass."""
 
-    service: str = Field(pattern=NAME_PATTERN, description="Service name: lowercase letters, digits, '-'.")
-    version: Annotated[str, WithJsonSchema(_VERSION_SCHEMA)] = Field(
-        pattern=VERSION_PATTERN, description="Quote it in YAML (\"1.10\" is not 1.1)."
+    service: str = Field(
+        pattern=NAME_PATTERN, description="Service name: lowercase letters, digits, '-'."
     )
-    owner: str = Field(min_length=1, max_length=200, description="Who owns the release (a user name).")
-    description: str = Field(default="", max_length=5000, description="What the release changes, for release notes.")
+    version: Annotated[str, WithJsonSchema(_VERSION_SCHEMA)] = Field(
+        pattern=VERSION_PATTERN, description='Quote it in YAML ("1.10" is not 1.1).'
+    )
+    owner: str = Field(
+        min_length=1, max_length=200, description="Who owns the release (a user name)."
+    )
+    description: str = Field(
+        default="", max_length=5000, description="What the release changes, for release notes."
+    )
     flags: list[str] = Field(
         default_factory=list,
         description="Every flag the release touches; each must exist in the flag backend before it starts.",
     )
-    contacts: list[Contact] = Field(default_factory=list, description="People in the release notes.")
-    im_channels: list[str] = Field(default_factory=list, description="IM channels in scope, for release notes.")
-    rollback: RollbackSpec = Field(default_factory=RollbackSpec, description="What a rollback restores.")
-    stages: list[Stage] = Field(min_length=1, description="In order; each must pass before the next starts.")
+    contacts: list[Contact] = Field(
+        default_factory=list, description="People in the release notes."
+    )
+    im_channels: list[str] = Field(
+        default_factory=list, description="IM channels in scope, for release notes."
+    )
+    rollback: RollbackSpec = Field(
+        default_factory=RollbackSpec, description="What a rollback restores."
+    )
+    stages: list[Stage] = Field(
+        min_length=1, description="In order; each must pass before the next starts."
+    )
 
     @field_validator("version", mode="before")
     @classmethod
@@ -140,7 +173,9 @@ class ReleasePlan(StrictModel):
                 raise ValueError("a version has at most 64 characters; quote it")
             return str(value)
         if isinstance(value, float):
-            raise ValueError(f"quote the version (version: \"{value}\"); YAML reads {value} as a number")
+            raise ValueError(
+                f'quote the version (version: "{value}"); YAML reads {value} as a number'
+            )
         return value
 
     @field_validator("flags")
@@ -244,17 +279,25 @@ def format_validation_error(exc: ValidationError, data: Any = None) -> list[str]
             message = "unknown key"
         elif err["type"] == "string_pattern_mismatch":
             hint = _PATTERN_HINTS.get(str((err.get("ctx") or {}).get("pattern")))
-            message = f"{short_repr(err['input'])} is not allowed here" + (f"; {hint}" if hint else f" ({message})")
+            message = f"{short_repr(err['input'])} is not allowed here" + (
+                f"; {hint}" if hint else f" ({message})"
+            )
         line = f"{loc or '(plan)'}: {' '.join(message.splitlines())}"
-        lines.append(line if len(line) <= MAX_PROBLEM_LENGTH else line[: MAX_PROBLEM_LENGTH - 3] + "...")
+        lines.append(
+            line if len(line) <= MAX_PROBLEM_LENGTH else line[: MAX_PROBLEM_LENGTH - 3] + "..."
+        )
     if len(errors) > MAX_PROBLEMS:
-        lines.append(f"(plan): {len(errors) - MAX_PROBLEMS} more problem(s) not shown; fix these first")
+        lines.append(
+            f"(plan): {len(errors) - MAX_PROBLEMS} more problem(s) not shown; fix these first"
+        )
     return lines
 
 
 def parse_plan(data: Any, source: str = "plan") -> ReleasePlan:
     if not isinstance(data, dict):
-        raise PlanError(source, ["(plan): the plan must be a mapping with service, version, owner and stages"])
+        raise PlanError(
+            source, ["(plan): the plan must be a mapping with service, version, owner and stages"]
+        )
     try:
         return ReleasePlan.model_validate(data)
     except ValidationError as exc:
@@ -279,7 +322,9 @@ def expand_env(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
         if default is not None:
             return default
         line = text.count("\n", 0, match.start()) + 1
-        problems.append(f"line {line}: environment variable {name} is not set (or write ${{{name}:-default}})")
+        problems.append(
+            f"line {line}: environment variable {name} is not set (or write ${{{name}:-default}})"
+        )
         return ""
 
     return _ENV_REF.sub(replace, text), problems
@@ -385,7 +430,10 @@ def load_plan(path: str | Path, environ: Mapping[str, str] | None = None) -> Rel
         line = content.count(b"\n", 0, exc.start) + 1
         column = exc.start - (content.rfind(b"\n", 0, exc.start) + 1) + 1
         raise PlanError(
-            source, [f"line {line}, column {column}: not UTF-8 text (byte 0x{content[exc.start]:02x}); save the file as UTF-8"]
+            source,
+            [
+                f"line {line}, column {column}: not UTF-8 text (byte 0x{content[exc.start]:02x}); save the file as UTF-8"
+            ],
         ) from None
     text, problems = expand_env(raw, os.environ if environ is None else environ)
     if problems:
@@ -402,10 +450,15 @@ def load_plan(path: str | Path, environ: Mapping[str, str] | None = None) -> Rel
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
         # PyYAML's constructors raise these for explicit tags with bad values (`!!float abc`,
         # `!!timestamp x`) and for integers too long for Python (over 4300 digits)
-        raise PlanError(source, [_one_line(f"not valid YAML (a value cannot be read: {exc})")]) from None
+        raise PlanError(
+            source, [_one_line(f"not valid YAML (a value cannot be read: {exc})")]
+        ) from None
     if _too_many_values(data):
         raise PlanError(
-            source, [f"(plan): the document holds more than {MAX_PLAN_VALUES:,} values once YAML aliases are expanded"]
+            source,
+            [
+                f"(plan): the document holds more than {MAX_PLAN_VALUES:,} values once YAML aliases are expanded"
+            ],
         )
     return parse_plan(data, source)
 

@@ -21,7 +21,8 @@ class SignoffSpec(StrictModel):
     )
     deadline: Duration = Field(default=timedelta(hours=24))
     escalate_before: Duration = Field(
-        default=timedelta(hours=1), description="Send an escalation notice this long before the deadline."
+        default=timedelta(hours=1),
+        description="Send an escalation notice this long before the deadline.",
     )
     rejections_to_fail: int = Field(default=1, ge=1, description="Rejections that fail the stage.")
 

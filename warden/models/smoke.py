@@ -11,17 +11,26 @@ from warden.models.common import Duration, Record, StrictModel
 
 _STATUS = {"type": "integer", "minimum": 100, "maximum": 599}
 #: `expect_status: 200` is as valid as `expect_status: [200, 204]`; the schema says so too.
-_STATUS_SCHEMA: dict[str, Any] = {"anyOf": [_STATUS, {"type": "array", "items": _STATUS, "minItems": 1}]}
+_STATUS_SCHEMA: dict[str, Any] = {
+    "anyOf": [_STATUS, {"type": "array", "items": _STATUS, "minItems": 1}]
+}
 
 
 class SmokeCheck(StrictModel):
     """One HTTP probe. `path` is relative to the stage's `base_url`, or an absolute URL."""
 
     name: str = Field(min_length=1, max_length=100)
-    path: str = Field(default="/", min_length=1, max_length=2000, description="Relative to base_url, or an absolute URL.")
+    path: str = Field(
+        default="/",
+        min_length=1,
+        max_length=2000,
+        description="Relative to base_url, or an absolute URL.",
+    )
     method: Literal["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"] = "GET"
     expect_status: Annotated[list[int], WithJsonSchema(_STATUS_SCHEMA)] = Field(
-        default_factory=lambda: [200], min_length=1, description="Accepted status code(s): one number or a list."
+        default_factory=lambda: [200],
+        min_length=1,
+        description="Accepted status code(s): one number or a list.",
     )
     contains: str | None = Field(default=None, description="Text the response body must contain.")
     timeout: Duration = Field(default=timedelta(seconds=5), description="Per request.")
@@ -64,9 +73,7 @@ class SmokeReport(Record):
         failed = [r for r in self.results if not r.ok]
         if not failed:
             return f"{len(self.results)} smoke check(s) passed"
-        return "; ".join(
-            f"{r.name}: {r.error or f'HTTP {r.status}'} ({r.url})" for r in failed
-        )
+        return "; ".join(f"{r.name}: {r.error or f'HTTP {r.status}'} ({r.url})" for r in failed)
 
 
 class SmokeInput(Record):

@@ -22,6 +22,7 @@ from typing import Any
 
 import click
 
+from warden.cli.render import one_line
 from warden.models.plan import ReleasePlan, load_plan
 from warden.models.release import DecisionRequest, ReleaseState, ReleaseStatus
 from warden.settings import Settings
@@ -163,6 +164,9 @@ class Demo:
         desks = []
         for env in STAGES:
             path = flag_file(settings.flags_path, env)
+            # Each scenario is a fresh deployment: its flags start at the service's defaults,
+            # not where the previous scenario's release left them.
+            path.unlink(missing_ok=True)
             init_flag_file(path, default_flags())
             desk = SupportDeskProcess(
                 flags_file=path,
@@ -261,7 +265,7 @@ class Demo:
             else:
                 say(f"  contract failures in {failed.name} ({failed.contract.failures_total}):")
                 for failure in failed.contract.failures[:4]:
-                    say(f"    ✗ {failure.operation} [{failure.check}] {failure.message[:120]}")
+                    say(f"    ✗ {failure.operation} [{failure.check}] {one_line(failure.message, 160)}")
                     if failure.curl:
                         say(f"      reproduce: {failure.curl[:200]}")
                 if failed.contract.junit_report:

@@ -29,6 +29,12 @@ SHORT = {
 }
 
 
+def one_line(text: str, limit: int = 240) -> str:
+    """A multi-line message (schemathesis explains a failure over several lines) as one line."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 def when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
@@ -95,7 +101,7 @@ def stage_text(stage: StageStatus) -> list[str]:
         lines.append(f"  smoke: {stage.smoke.summary()}")
     if stage.contract and not stage.contract.passed:
         for failure in stage.contract.failures[:10]:
-            lines.append(f"  ✗ {failure.operation} [{failure.check}]: {failure.message}")
+            lines.append(f"  ✗ {failure.operation} [{failure.check}]: {one_line(failure.message)}")
             if failure.curl:
                 lines.append(f"      {failure.curl}")
         if stage.contract.junit_report:

@@ -265,7 +265,9 @@ class Demo:
             else:
                 say(f"  contract failures in {failed.name} ({failed.contract.failures_total}):")
                 for failure in failed.contract.failures[:4]:
-                    say(f"    ✗ {failure.operation} [{failure.check}] {one_line(failure.message, 160)}")
+                    say(
+                        f"    ✗ {failure.operation} [{failure.check}] {one_line(failure.message, 160)}"
+                    )
                     if failure.curl:
                         say(f"      reproduce: {failure.curl[:200]}")
                 if failed.contract.junit_report:

@@ -538,6 +538,7 @@ class ReleaseWorkflow:
                     # Recorded before the write: a write that fails halfway is still rolled back.
                     self._changed.append((stage.env, ramp.flag))
                     self._status.flags_changed = [f"{f}@{e}" for e, f in self._changed]
+                before = self._percent_before(stage.env, ramp.flag)
                 result = await self._gate_activity(
                     "flags",
                     stage.name,
@@ -565,7 +566,9 @@ class ReleaseWorkflow:
                     details={
                         "percent": percent,
                         "changed": result.changed,
-                        "before": result.before.percent if result.before else None,
+                        # From the workflow's own record: a retried write finds the new value
+                        # already there, so the backend's "before" would be the new percent.
+                        "before": before,
                     },
                 )
                 self._event(
@@ -583,6 +586,16 @@ class ReleaseWorkflow:
                         step.state = "tripped"
                         raise
                 step.state = "done"
+
+    def _percent_before(self, environment: str, flag: str) -> int | None:
+        """What `flag` served in `environment` before this step: the last step, else the snapshot."""
+        for stage_status in reversed(self._status.stages):
+            for step in reversed(stage_status.flag_steps):
+                if step.environment == environment and step.flag == flag:
+                    return step.percent
+        snapshot = self._snapshots.get(environment)
+        state = next((f for f in snapshot.flags if f.flag == flag), None) if snapshot else None
+        return state.percent if state else None
 
     async def _guarded_wait(self, stage: Stage, duration: timedelta, label: str) -> None:
         """Wait `duration` while the stage's guards watch; one activity per window, not per sample."""

@@ -127,8 +127,10 @@ class FlagActivities:
                 continue
             try:
                 await self.backend.restore(snapshot.environment, wanted)
-                after = await self._read(snapshot.environment, [s.flag for s in wanted])
-            except FlagBackendError as exc:
+                after = await self.backend.read(snapshot.environment, [s.flag for s in wanted])
+            except (FlagBackendError, FlagConfigError) as exc:
+                # A rollback never gives up: even a missing or broken flag file is retried
+                # (and alerted on by the workflow) until an operator mends it.
                 raise ApplicationError(str(exc), type="FlagBackendError") from exc
             by_flag = {s.flag: s for s in after}
             for state in wanted:

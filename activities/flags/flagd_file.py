@@ -192,13 +192,21 @@ class FlagdFileBackend(FlagBackend):
         return doc
 
     def _write(self, environment: str, doc: dict[str, Any]) -> None:
-        write_json_atomic(self.path(environment), doc)
+        path = self.path(environment)
+        try:
+            write_json_atomic(path, doc)
+        except OSError as exc:  # disk full, read-only file system, a directory in the way
+            raise FlagBackendError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
     @contextmanager
     def _locked(self, environment: str) -> Iterator[None]:
-        self.directory.mkdir(parents=True, exist_ok=True)
         lock_path = self.directory / f".{environment}.flagd.lock"
-        with open(lock_path, "a+") as handle:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            handle = open(lock_path, "a+")  # closed by the `with` below, after the unlock
+        except OSError as exc:
+            raise FlagBackendError(f"cannot lock {lock_path}: {exc.strerror or exc}") from exc
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

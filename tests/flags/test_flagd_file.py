@@ -363,3 +363,28 @@ async def test_a_custom_bucketing_key_is_kept_from_step_to_step(
         client.stop()
     assert all(len(answers) == 1 for answers in per_customer.values())
     assert {answer for answers in per_customer.values() for answer in answers} == {True, False}
+
+
+async def test_a_write_that_fails_names_the_file_and_leaves_it_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A full disk cannot be made here without mounting a file system: the fsync fails instead.
+    import errno
+    import os
+
+    from activities.flags import FlagBackendError
+
+    path = flag_file(tmp_path, "pilot")
+    init_flag_file(path, {"ai.solutions": 0})
+    before = path.read_bytes()
+    backend = FlagdFileBackend(tmp_path)
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(FlagBackendError) as info:
+        await backend.set_percent("pilot", "ai.solutions", 50)
+    assert str(path) in str(info.value) and "No space left" in str(info.value)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []

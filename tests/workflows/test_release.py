@@ -198,6 +198,19 @@ async def test_abort_while_waiting_restores_flags_and_ends_aborted(releases: Rel
     assert json.loads(releases.flag_path("pilot").read_text())["flags"]["ai.solutions"][
         "targeting"
     ]["fractional"][0] == ["on", 50]
+    # each flag step is audited once, with what the flag served before it
+    steps = [
+        (e.entity, e.details["before"], e.details["percent"])
+        for e in AuditStore(releases.settings.audit_url).query(
+            AuditQuery(releaseId=plan.release_id, action="flag.changed")  # type: ignore[attr-defined]
+        )
+    ]
+    assert sorted(steps, key=lambda s: (s[0], s[2])) == [
+        ("flag:ai.solutions@dev", 0, 100),
+        ("flag:ai.solutions@pilot", 0, 5),
+        ("flag:ai.solutions@pilot", 5, 25),
+        ("flag:ai.solutions@pilot", 25, 50),
+    ]
 
     await handle.execute_update(
         ReleaseWorkflow.abort, AbortRequest(user="bob", reason="customer escalation")

@@ -252,6 +252,30 @@ async def _retrying(call: Any, phase: Phase) -> Any:
             delay = min(delay * 2, 2.0)
 
 
+#: No release parked for this long means the worker has stopped making progress.
+STALL_S = 180.0
+
+
+class StallWatchdog:
+    """Ends a phase whose parked count stops rising, instead of waiting for ever."""
+
+    def __init__(self, kind: str, count: int) -> None:
+        self.kind = kind
+        self.count = count
+        self.best = -1
+        self.since = time.monotonic()
+
+    def check(self, parked: int) -> None:
+        now = time.monotonic()
+        if parked > self.best:
+            self.best, self.since = parked, now
+        elif now - self.since > STALL_S:
+            raise RuntimeError(
+                f"{self.kind}: stalled at {parked} of {self.count} parked, no progress for "
+                f"{STALL_S:.0f}s (workflow tasks timing out on the worker; see its worker.log)"
+            )
+
+
 def _audit_count(db: Path, action: str) -> int:
     if not db.exists():
         return 0
@@ -338,7 +362,9 @@ async def run_phase(
             )
             paths = [f"/healthz/release/{i}" for i in range(count)]
             db = state_dir / "audit.db"
-            while _audit_count(db, "signoff.requested") < count:
+            watchdog = StallWatchdog(kind, count)
+            while (parked_count := _audit_count(db, "signoff.requested")) < count:
+                watchdog.check(parked_count)
                 await asyncio.sleep(0.25)
         else:
             handles = await gather_limited(
@@ -366,7 +392,9 @@ async def run_phase(
             )
             paths = [f"/healthz/bare-{run_id}/{i}" for i in range(count)]
             pending = list(handles)
+            watchdog = StallWatchdog(kind, count)
             while pending:
+                watchdog.check(count - len(pending))
                 parked = await gather_limited(
                     concurrency, (_retrying(lambda h=h: h.query("parked"), phase) for h in pending)
                 )
@@ -577,6 +605,18 @@ def cli() -> None:
     stop_on_sigterm()
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
         kind, address, task_queue, state_dir, options = sys.argv[2:7]
+        import logging  # the worker's own warnings (failed workflow tasks, poller errors) to its log
+
+        logging.basicConfig(
+            level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        core_log = os.environ.get("WARDEN_BENCH_CORE_LOG")
+        if core_log:  # e.g. "temporal_sdk_core=debug": the SDK core's own log, for diagnosis
+            from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig
+
+            Runtime.set_default(
+                Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=core_log)))
+            )
         asyncio.run(serve(kind, address, task_queue, Path(state_dir), json.loads(options)))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)

@@ -9,6 +9,7 @@ not stop a worker running as root; this does.)
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
@@ -80,7 +81,12 @@ async def test_rollback_retries_while_the_flag_file_is_broken_then_restores_it_e
         assert "rollback cannot complete yet" in stuck.current_step
         assert "cannot read" in stuck.current_step and str(pilot_file) in stuck.current_step
         assert await memo_state(handle) == ("rolling_back", "pilot")
-        rows = audit_rows(settings, plan.release_id)
+        # The status says "retrying" first; the alert notice and its audit row follow it.
+        for _ in range(200):
+            rows = audit_rows(settings, plan.release_id)
+            if actions(rows)["rollback.retrying"]:
+                break
+            await asyncio.sleep(0.05)
         assert actions(rows)["rollback.retrying"] == 1
         assert actions(rows)["rollback.completed"] == 0
         assert actions(rows)["release.finished"] == 0

@@ -109,9 +109,8 @@ def run_subprocess(name: str, quick: bool, began: float) -> BenchResult:
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
         return failed(name, f"exit code {done.returncode}\n{output}\n{tail}".strip(), began)
     result = wrap(name, output or "(no output)", began)
-    result.measures = (
-        f"Output of `python -m bench.{name}{' --quick' if '--quick' in command else ''}`:"
-    )
+    heading = f"Output of `python -m bench.{name}{' --quick' if '--quick' in command else ''}`:"
+    result.measures = f"{heading}\n\n{result.measures}"
     return result
 
 

@@ -6,7 +6,7 @@ workflow, whose update validators enforce membership, separation of duties and d
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 
@@ -205,6 +205,16 @@ async def reject_release(
     return await _decide(request, release_id, principal, body, approve=False)
 
 
+def _acting(request: Request, principal: Principal, reason: str) -> dict[str, Any]:
+    """Who asks, why, and the request id, as every control request carries them."""
+    return {
+        "user": principal.name,
+        "reason": reason,
+        "dev_identity": principal.dev_identity,
+        "request_id": request.state.request_id,
+    }
+
+
 _CONTROL_REFUSED = "Refused by the release: AlreadyPaused, NotPaused, AlreadyAborting, RollingBack or ReleaseEnded."
 
 
@@ -221,16 +231,9 @@ async def pause_release(
     body: Annotated[ControlCreate | None, Body()] = None,
 ) -> ControlOutcome:
     """The release stops before its next step; guards keep watching."""
-    reason = body.reason if body else ""
     service = await api_state(request).releases()
     return await service.pause(
-        release_id,
-        ControlRequest(
-            user=principal.name,
-            reason=reason,
-            dev_identity=principal.dev_identity,
-            request_id=request.state.request_id,
-        ),
+        release_id, ControlRequest(**_acting(request, principal, body.reason if body else ""))
     )
 
 
@@ -246,16 +249,9 @@ async def resume_release(
     principal: CanResume,
     body: Annotated[ControlCreate | None, Body()] = None,
 ) -> ControlOutcome:
-    reason = body.reason if body else ""
     service = await api_state(request).releases()
     return await service.resume(
-        release_id,
-        ControlRequest(
-            user=principal.name,
-            reason=reason,
-            dev_identity=principal.dev_identity,
-            request_id=request.state.request_id,
-        ),
+        release_id, ControlRequest(**_acting(request, principal, body.reason if body else ""))
     )
 
 
@@ -270,12 +266,4 @@ async def abort_release(
 ) -> ControlOutcome:
     """The release stops and restores every flag it changed, exactly as captured."""
     service = await api_state(request).releases()
-    return await service.abort(
-        release_id,
-        AbortRequest(
-            user=principal.name,
-            reason=body.reason,
-            dev_identity=principal.dev_identity,
-            request_id=request.state.request_id,
-        ),
-    )
+    return await service.abort(release_id, AbortRequest(**_acting(request, principal, body.reason)))

@@ -26,6 +26,8 @@ import uuid
 from pathlib import Path
 from types import TracebackType
 
+from tests.harness import stop_by_pid
+
 MISSING_REASON = (
     "PostgreSQL is not installed (apt-get install -y --no-install-recommends postgresql, "
     "or set WARDEN_TEST_PG_BIN to the directory holding initdb and postgres)"
@@ -169,13 +171,7 @@ class PostgresCluster:
     def stop(self) -> None:
         """Fast shutdown by PID (SIGINT), SIGKILL if it hangs; the data directory is removed."""
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        stop_by_pid(process, signal.SIGINT, timeout=30)
         if getattr(self, "_log", None) is not None:
             self._log.close()
         if self._dir is not None:

@@ -39,7 +39,7 @@ from urllib.parse import quote
 
 import httpx
 
-from tests.harness import postgres
+from tests.harness import postgres, stop_by_pid
 from tests.harness.postgres import PostgresCluster
 
 DEFAULT_VERSION = "7.5.1"
@@ -252,13 +252,7 @@ class UnleashServer:
     def stop(self) -> None:
         """SIGTERM by PID, SIGKILL to its process group if it does not exit."""
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        stop_by_pid(process, signal.SIGTERM, timeout=20)
         if getattr(self, "_log", None) is not None:
             self._log.close()
         if self._dir is not None:

@@ -190,7 +190,7 @@ async def serve(
                 **worker_overrides(options),
             )
         async with worker:
-            print("ready", flush=True)
+            (state_dir / READY_FILE).touch()
             await stop.wait()
 
 
@@ -276,6 +276,20 @@ class StallWatchdog:
             )
 
 
+#: Created by the worker process once it polls.
+READY_FILE = "ready"
+
+
+async def _wait_ready(process: subprocess.Popen[bytes], state_dir: Path, kind: str) -> None:
+    deadline = time.monotonic() + 120
+    while not (state_dir / READY_FILE).exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(
+                f"{kind} worker did not start: {(state_dir / 'worker.log').read_text()[-2000:]}"
+            )
+        await asyncio.sleep(0.1)
+
+
 def _audit_count(db: Path, action: str) -> int:
     if not db.exists():
         return 0
@@ -310,30 +324,29 @@ async def run_phase(
     task_queue = f"bench-scale-{kind}-{run_id}"
     state_dir = tmp / f"{kind}-{run_id}"
     state_dir.mkdir(parents=True)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bench.scale",
-            "worker",
-            kind,
-            server.address,
-            task_queue,
-            str(state_dir),
-            json.dumps(options),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=open(state_dir / "worker.log", "ab"),  # noqa: SIM115 - the child's
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    # Both streams go to a file: the SDK core writes its log to stdout, and a pipe nobody
+    # reads fills up and blocks the core's threads, which stalls the whole worker.
+    with open(state_dir / "worker.log", "ab") as worker_log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.scale",
+                "worker",
+                kind,
+                server.address,
+                task_queue,
+                str(state_dir),
+                json.dumps(options),
+            ],
+            cwd=ROOT,
+            stdout=worker_log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
     try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 120)
-        if line.strip() != b"ready":
-            raise RuntimeError(
-                f"{kind} worker did not start: {(state_dir / 'worker.log').read_text()[-2000:]}"
-            )
+        await _wait_ready(process, state_dir, kind)
         await asyncio.sleep(1.0)
         phase.rss_idle = rss_mb(process.pid)
         cpu0 = cpu_seconds(process.pid)
@@ -611,7 +624,7 @@ def cli() -> None:
             level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
         core_log = os.environ.get("WARDEN_BENCH_CORE_LOG")
-        if core_log:  # e.g. "temporal_sdk_core=debug": the SDK core's own log, for diagnosis
+        if core_log:  # e.g. "temporalio_sdk_core=debug": the SDK core's own log, for diagnosis
             from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig
 
             Runtime.set_default(

@@ -2,17 +2,57 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.audit import AuditActivities
+    from activities.audit import MAX_BATCH_EVENTS, AuditActivities
     from activities.notify import NoticeActivities
     from warden.models.audit import AuditBatch, AuditEvent
     from warden.models.notice import Notice
     from workflows import policies
+
+
+#: Workflows that record this patch write their audit events in batches (`AuditJournal`).
+AUDIT_JOURNAL_PATCH = "audit-journal"
+ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+def audit_event(
+    action: str,
+    result: str,
+    *,
+    user: str,
+    entity: str,
+    release_id: str | None,
+    trace_id: str | None,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """One audit row. Its id comes from the workflow's deterministic uuid, so a retry or a
+    replay writes the same row, never a second one."""
+    return AuditEvent(
+        eventId=str(workflow.uuid4()),
+        userId=user,
+        action=action,
+        entity=entity,
+        result=result,
+        timestamp=workflow.now(),
+        releaseId=release_id,
+        traceId=trace_id,
+        source="workflow",
+        details=details or {},
+    )
+
+
+async def write_audit(events: list[AuditEvent]) -> None:
+    """Write events with the audit local activity (retried until it succeeds)."""
+    await workflow.execute_local_activity_method(
+        AuditActivities.record_audit_events, AuditBatch(events=events), **policies.audit_options()
+    )
 
 
 async def record_audit(
@@ -25,23 +65,61 @@ async def record_audit(
     trace_id: str | None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    """One audit row, written by a local activity; the event id comes from the workflow's
-    deterministic uuid, so a retry or a replay writes the same row, never a second one."""
-    event = AuditEvent(
-        eventId=str(workflow.uuid4()),
-        userId=user,
-        action=action,
+    """One audit row, written before this returns."""
+    event = audit_event(
+        action,
+        result,
+        user=user,
         entity=entity,
-        result=result,
-        timestamp=workflow.now(),
-        releaseId=release_id,
-        traceId=trace_id,
-        source="workflow",
-        details=details or {},
+        release_id=release_id,
+        trace_id=trace_id,
+        details=details,
     )
-    await workflow.execute_local_activity_method(
-        AuditActivities.record_audit_events, AuditBatch(events=[event]), **policies.audit_options()
-    )
+    await write_audit([event])
+
+
+class AuditJournal:
+    """A workflow's audit events, written in order, one local activity per batch.
+
+    `record` returns at once; a writer task takes every event recorded so far and writes them
+    with one local activity, then the ones recorded meanwhile, and so on. The events of one
+    step of the workflow (`stage.promoted`, then `stage.started` of the next stage, ...) cost
+    one local activity and one workflow activation instead of one each. `flush` waits until
+    everything recorded before it is written: the workflow calls it before it answers an
+    update, before it changes or restores a flag and before it ends, so those never run ahead
+    of the audit trail. A crash loses nothing: the events are rebuilt from history, with the
+    same ids, and written again.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[AuditEvent] = []
+        self._recorded = 0
+        self._written = 0
+        self._writer: asyncio.Task[None] | None = None
+        self._last: datetime | None = None
+
+    def record(self, event: AuditEvent) -> None:
+        # Events of one workflow task share the task's time; a microsecond apart, the trail
+        # (ordered by time) keeps the order they happened in.
+        if self._last is not None and event.timestamp <= self._last:
+            event = event.model_copy(update={"timestamp": self._last + ONE_MICROSECOND})
+        self._last = event.timestamp
+        self._pending.append(event)
+        self._recorded += 1
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+
+    async def flush(self) -> None:
+        target = self._recorded
+        if self._written < target:
+            await workflow.wait_condition(lambda: self._written >= target)
+
+    async def _write(self) -> None:
+        while self._pending:
+            batch = self._pending[:MAX_BATCH_EVENTS]
+            del self._pending[: len(batch)]
+            await write_audit(batch)
+            self._written += len(batch)
 
 
 async def send_notice(notice: Notice) -> str | None:

@@ -69,7 +69,15 @@ with workflow.unsafe.imports_passed_through():
     from warden.models.signoff import Decision, Members, MembersInput, SignoffState
     from warden.models.smoke import SmokeInput
     from workflows import policies
-    from workflows.common import cause, record_audit, require_payload, send_notice
+    from workflows.common import (
+        AUDIT_JOURNAL_PATCH,
+        AuditJournal,
+        audit_event,
+        cause,
+        require_payload,
+        send_notice,
+        write_audit,
+    )
 
 T = TypeVar("T")
 
@@ -111,6 +119,8 @@ class ReleaseWorkflow:
         self._published: tuple[str, str] | None = None
         self._refusals_seen: set[str] = set()
         self._governance: GovernanceStatus | None = None
+        # Releases started before the journal wrote each audit event on its own (and replay so).
+        self._journal = AuditJournal() if workflow.patched(AUDIT_JOURNAL_PATCH) else None
         self._status = ReleaseStatus(
             release_id=self._release_id,
             service=plan.service,
@@ -137,6 +147,16 @@ class ReleaseWorkflow:
 
     @workflow.run
     async def run(self, input: ReleaseInput) -> ReleaseResult:
+        try:
+            result = await self._pipeline(input)
+        except (Exception, asyncio.CancelledError):
+            # However the release ends, its audit trail is complete first.
+            await asyncio.shield(asyncio.ensure_future(self._flush_audit()))
+            raise
+        await self._flush_audit()
+        return result
+
+    async def _pipeline(self, input: ReleaseInput) -> ReleaseResult:
         self._publish()
         await self._audit(
             "release.started",
@@ -539,6 +559,7 @@ class ReleaseWorkflow:
                     self._changed.append((stage.env, ramp.flag))
                     self._status.flags_changed = [f"{f}@{e}" for e, f in self._changed]
                 before = self._percent_before(stage.env, ramp.flag)
+                await self._flush_audit()  # a flag changes only with the trail up to date
                 result = await self._gate_activity(
                     "flags",
                     stage.name,
@@ -920,6 +941,7 @@ class ReleaseWorkflow:
         )
         backoff = timedelta(seconds=5)
         alerted = False
+        await self._flush_audit()
         while True:
             problem = ""
             try:
@@ -1193,6 +1215,7 @@ class ReleaseWorkflow:
                 "devIdentity": request.dev_identity,
                 "requestId": request.request_id,
             },
+            flush=True,
         )
         self._event(
             f"signoff.{verb}",
@@ -1256,6 +1279,7 @@ class ReleaseWorkflow:
             "paused",
             user=request.user,
             details={"reason": request.reason, "devIdentity": request.dev_identity},
+            flush=True,
         )
         self._event("release.paused", self._pause_reason, user=request.user)
         return ControlOutcome(
@@ -1287,6 +1311,7 @@ class ReleaseWorkflow:
             "resumed",
             user=request.user,
             details={"reason": request.reason, "devIdentity": request.dev_identity},
+            flush=True,
         )
         self._event("release.resumed", f"resumed by {request.user}", user=request.user)
         return ControlOutcome(state=self._status.state, message="resumed")
@@ -1306,6 +1331,7 @@ class ReleaseWorkflow:
             "requested",
             user=request.user,
             details={"reason": request.reason, "devIdentity": request.dev_identity},
+            flush=True,
         )
         self._event(
             "release.abort",
@@ -1389,8 +1415,12 @@ class ReleaseWorkflow:
         stage: str | None = None,
         entity: str | None = None,
         details: dict[str, Any] | None = None,
+        flush: bool = False,
     ) -> None:
-        await record_audit(
+        """Record an audit event: into the journal (written shortly, in order; at once with
+        `flush`, as update handlers do before they answer), or for a release started before
+        the journal, written by its own local activity before this returns."""
+        event = audit_event(
             action,
             result,
             user=user or "warden",
@@ -1400,6 +1430,16 @@ class ReleaseWorkflow:
             trace_id=self._input.trace_id,
             details=details,
         )
+        if self._journal is None:
+            await write_audit([event])
+            return
+        self._journal.record(event)
+        if flush:
+            await self._journal.flush()
+
+    async def _flush_audit(self) -> None:
+        if self._journal is not None:
+            await self._journal.flush()
 
     async def _notify(
         self,

@@ -45,6 +45,24 @@ PASSTHROUGH_MODULES = (
 )
 
 
+def workflow_runner(settings: Settings) -> SandboxedWorkflowRunner:
+    """The sandbox every workflow run executes in.
+
+    With `workflow_sandbox = "shared"` (the default) the `workflows` package is passed through
+    as well: it is imported once, and each run still gets its own sandboxed event loop and
+    restricted builtins. That saves re-importing `workflows.release` for every run started or
+    replayed, about 180 KiB and a few milliseconds of CPU each (1,000 parked releases: 273 MB
+    instead of 450 MB). What it gives up is the sandbox's check of what the workflow modules import
+    and call; the workflow tests and the replay tests run `isolated`, which keeps it.
+    """
+    passthrough: tuple[str, ...] = PASSTHROUGH_MODULES
+    if settings.workflow_sandbox == "shared":
+        passthrough = (*passthrough, "workflows")
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*passthrough)
+    )
+
+
 def build_activities(settings: Settings, stack: AsyncExitStack | None = None) -> list[Any]:
     """Every activity, bound to its clients, from settings alone."""
     store = AuditStore(settings.audit_url)
@@ -119,9 +137,7 @@ def build_worker(
         if activities is not None
         else build_activities(settings, stack),
         activity_executor=ThreadPoolExecutor(max_workers=settings.max_concurrent_activities),
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
-        ),
+        workflow_runner=workflow_runner(settings),
         max_cached_workflows=settings.max_cached_workflows,
         max_concurrent_activities=settings.max_concurrent_activities,
     )

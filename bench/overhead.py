@@ -2,9 +2,10 @@
 
 The release: four stages (dev, staging, pilot, production), each with one smoke check against a
 loopback HTTP service, no flags, no sign-off. It makes 5 activity calls (`governance_status`
-once, because a production stage is in the plan, then `run_smoke_checks` per stage) and 14
-audit local activities (`release.started`, per stage `stage.started`, `smoke.result`,
-`stage.promoted`, and `release.finished`).
+once, because a production stage is in the plan, then `run_smoke_checks` per stage) and
+records 14 audit events (`release.started`, per stage `stage.started`, `smoke.result`,
+`stage.promoted`, and `release.finished`) in its audit journal, which writes them in batches
+with the audit local activity.
 
 The bare workflow (`BareStagedWorkflow`) makes exactly those calls, in the same order, with the
 same options from `workflows.policies` and the same input types, and nothing else: no status
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import json
 import statistics
 import tempfile
@@ -53,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
     from warden.models.release import ReleaseInput, ReleaseState
     from warden.models.smoke import SmokeInput
     from workflows import policies
-    from workflows.common import record_audit
+    from workflows.common import AuditJournal, audit_event
     from workflows.release import ReleaseWorkflow
 
 TARGET = 1.25
@@ -68,10 +68,16 @@ class BareStagedWorkflow:
     async def run(self, input: ReleaseInput) -> bool:
         plan = input.plan
         rid = plan.release_id
-        audit = functools.partial(
-            record_audit, user="warden", release_id=rid, trace_id=input.trace_id
-        )
-        await audit("release.started", "started", entity=f"release:{rid}")
+        journal = AuditJournal()
+
+        def audit(action: str, result: str, **fields: Any) -> None:
+            journal.record(
+                audit_event(
+                    action, result, user="warden", release_id=rid, trace_id=input.trace_id, **fields
+                )
+            )
+
+        audit("release.started", "started", entity=f"release:{rid}")
         if any(stage.is_production for stage in plan.stages):
             await workflow.execute_activity_method(
                 GovernanceActivities.governance_status, **policies.governance_options()
@@ -79,7 +85,7 @@ class BareStagedWorkflow:
         passed = True
         for stage in plan.stages:
             entity = f"release:{rid}/{stage.name}"
-            await audit("stage.started", "started", entity=entity)
+            audit("stage.started", "started", entity=entity)
             report = await workflow.execute_activity_method(
                 SmokeActivities.run_smoke_checks,
                 SmokeInput(
@@ -92,14 +98,15 @@ class BareStagedWorkflow:
                 **policies.smoke_options(sum((c.timeout for c in stage.smoke), timedelta())),
             )
             passed = passed and report.passed
-            await audit(
+            audit(
                 "smoke.result",
                 "passed" if report.passed else "failed",
                 entity=entity,
                 details={"summary": report.summary()},
             )
-            await audit("stage.promoted", "promoted", entity=entity)
-        await audit("release.finished", "promoted", entity=f"release:{rid}")
+            audit("stage.promoted", "promoted", entity=entity)
+        audit("release.finished", "promoted", entity=f"release:{rid}")
+        await journal.flush()
         return passed
 
 
@@ -231,8 +238,8 @@ async def run(
         measures=(
             "Wall time from `start_workflow` to the result at the client, for a four-stage release "
             "with one loopback smoke check per stage (no flags, no sign-off) and for "
-            "`BareStagedWorkflow`, which makes the same 5 activity calls and 14 audit local "
-            "activities with the same options and nothing else. One worker, one dev server, runs "
+            "`BareStagedWorkflow`, which makes the same 5 activity calls and writes the same 14 audit "
+            "events through the same audit journal, with the same options, and nothing else. One worker, one dev server, runs "
             f"interleaved; {runs} sequential runs of each, then {rounds} round(s) of {batch} of each started "
             "at once (all-done time averaged over the rounds)."
             + (f" Worker options changed: {json.dumps(options)}." if options else "")

@@ -117,7 +117,7 @@ def scale_plan(base_url: str, index: int, run_id: str) -> ReleasePlan:
                 {
                     "name": "production",
                     "base_url": base_url,
-                    "smoke": [{"name": "health", "path": f"/healthz/release/{index}"}],
+                    "smoke": [{"name": "health", "path": f"/healthz/release/{run_id}/{index}"}],
                 },
             ],
         }
@@ -134,7 +134,8 @@ def worker_overrides(options: dict[str, Any]) -> dict[str, Any]:
     `max_concurrent_workflow_tasks`, `max_concurrent_workflow_task_polls`, ...); and
     `autoscaling_pollers: true` (poller autoscaling for workflow and activity tasks),
     `passthrough: [modules]` (added to worker.PASSTHROUGH_MODULES), `unsandboxed: true`,
-    `workflow_task_threads: n` (size of the workflow task thread pool).
+    `workflow_task_threads: n` (size of the workflow task thread pool),
+    `workflow_sandbox: "shared" | "isolated"` (as the setting of that name).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -156,6 +157,12 @@ def worker_overrides(options: dict[str, Any]) -> dict[str, Any]:
         )
     if out.pop("unsandboxed", False):
         out["workflow_runner"] = UnsandboxedWorkflowRunner()
+    sandbox = out.pop("workflow_sandbox", None)
+    if sandbox:
+        from warden.settings import Settings
+        from worker import workflow_runner
+
+        out["workflow_runner"] = workflow_runner(Settings(workflow_sandbox=sandbox))
     threads = out.pop("workflow_task_threads", None)
     if threads:
         out["workflow_task_executor"] = ThreadPoolExecutor(max_workers=int(threads))
@@ -373,7 +380,7 @@ async def run_phase(
                     for inp in inputs
                 ),
             )
-            paths = [f"/healthz/release/{i}" for i in range(count)]
+            paths = [f"/healthz/release/{run_id}/{i}" for i in range(count)]
             db = state_dir / "audit.db"
             watchdog = StallWatchdog(kind, count)
             while (parked_count := _audit_count(db, "signoff.requested")) < count:

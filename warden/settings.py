@@ -103,6 +103,14 @@ class Settings(BaseSettings):
     worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
     max_cached_workflows: int = Field(default=1000, ge=0)
     max_concurrent_activities: int = Field(default=100, ge=1)
+    workflow_sandbox: Literal["shared", "isolated"] = Field(
+        default="shared",
+        description=(
+            "shared: the workflow modules are imported once and used by every run (about 180 KiB "
+            "less per cached release); isolated: each run re-imports them and the sandbox also "
+            "checks what they call (the workflow tests run this way)."
+        ),
+    )
 
     @field_validator("webhook_urls", "ops_allow_users", "ops_allow_cidrs", mode="before")
     @classmethod

@@ -25,6 +25,15 @@ from workflows.release import ReleaseWorkflow
 
 
 @pytest.fixture
+def settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Workflow tests give every run its own sandbox (`isolated`): the sandbox then checks
+    what the workflow modules call on every path these tests take (the shipped default
+    shares the modules between runs, which skips that check)."""
+    monkeypatch.setenv("WARDEN_WORKFLOW_SANDBOX", "isolated")
+    return settings.model_copy(update={"workflow_sandbox": "isolated"})
+
+
+@pytest.fixture
 def target() -> Any:
     with RecordingServer() as server:
         yield server

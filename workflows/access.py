@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from warden.models.notice import Notice
     from workflows import policies
-    from workflows.common import cause, record_audit, require_payload, send_notice
+    from workflows.common import audit_event, cause, require_payload, send_notice, write_audit
 
 ACCESS_DEADLINE = timedelta(days=7)
 
@@ -152,14 +152,18 @@ class AccessChangeWorkflow:
         return self._status
 
     async def _audit(self, action: str, result: str, user: str, details: dict[str, object]) -> None:
-        await record_audit(
-            action,
-            result,
-            user=user,
-            entity=f"access:{self._status.change_id}",
-            release_id=None,
-            trace_id=self._request.trace_id or None,
-            details={"change": self._describe(), **details},
+        await write_audit(
+            [
+                audit_event(
+                    action,
+                    result,
+                    user=user,
+                    entity=f"access:{self._status.change_id}",
+                    release_id=None,
+                    trace_id=self._request.trace_id or None,
+                    details={"change": self._describe(), **details},
+                )
+            ]
         )
 
     @workflow.query

@@ -55,29 +55,6 @@ async def write_audit(events: list[AuditEvent]) -> None:
     )
 
 
-async def record_audit(
-    action: str,
-    result: str,
-    *,
-    user: str,
-    entity: str,
-    release_id: str | None,
-    trace_id: str | None,
-    details: dict[str, Any] | None = None,
-) -> None:
-    """One audit row, written before this returns."""
-    event = audit_event(
-        action,
-        result,
-        user=user,
-        entity=entity,
-        release_id=release_id,
-        trace_id=trace_id,
-        details=details,
-    )
-    await write_audit([event])
-
-
 class AuditJournal:
     """A workflow's audit events, written in order, one local activity per batch.
 

@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from warden.models.notice import Notice
     from workflows import policies
-    from workflows.common import cause, record_audit, send_notice
+    from workflows.common import audit_event, cause, send_notice, write_audit
 
 
 @workflow.defn
@@ -30,14 +30,22 @@ class FlagChangeWorkflow:
     @workflow.run
     async def run(self, op: FlagOperation) -> FlagOperationResult:
         entity = f"flag:{op.flag}@{op.environment}"
-        await record_audit(
-            "killswitch.requested",
-            "requested",
-            user=op.user,
-            entity=entity,
-            release_id=None,
-            trace_id=op.trace_id or None,
-            details={"percent": op.percent, "reason": op.reason, "devIdentity": op.dev_identity},
+        await write_audit(
+            [
+                audit_event(
+                    "killswitch.requested",
+                    "requested",
+                    user=op.user,
+                    entity=entity,
+                    release_id=None,
+                    trace_id=op.trace_id or None,
+                    details={
+                        "percent": op.percent,
+                        "reason": op.reason,
+                        "devIdentity": op.dev_identity,
+                    },
+                )
+            ]
         )
         try:
             result = await workflow.execute_activity_method(
@@ -52,28 +60,36 @@ class FlagChangeWorkflow:
             )
         except ActivityError as exc:
             problem = cause(exc)
-            await record_audit(
-                "killswitch.failed",
-                "failed",
-                user=op.user,
-                entity=entity,
-                release_id=None,
-                trace_id=op.trace_id or None,
-                details={"percent": op.percent, "problem": problem},
+            await write_audit(
+                [
+                    audit_event(
+                        "killswitch.failed",
+                        "failed",
+                        user=op.user,
+                        entity=entity,
+                        release_id=None,
+                        trace_id=op.trace_id or None,
+                        details={"percent": op.percent, "problem": problem},
+                    )
+                ]
             )
             raise ApplicationError(problem, type="FlagChangeFailed", non_retryable=True) from None
-        await record_audit(
-            "killswitch.applied",
-            "changed" if result.changed else "unchanged",
-            user=op.user,
-            entity=entity,
-            release_id=None,
-            trace_id=op.trace_id or None,
-            details={
-                "percent": op.percent,
-                "before": result.before.percent if result.before else None,
-                "reason": op.reason,
-            },
+        await write_audit(
+            [
+                audit_event(
+                    "killswitch.applied",
+                    "changed" if result.changed else "unchanged",
+                    user=op.user,
+                    entity=entity,
+                    release_id=None,
+                    trace_id=op.trace_id or None,
+                    details={
+                        "percent": op.percent,
+                        "before": result.before.percent if result.before else None,
+                        "reason": op.reason,
+                    },
+                )
+            ]
         )
         await send_notice(
             Notice(

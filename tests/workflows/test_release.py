@@ -90,6 +90,36 @@ async def test_smoke_failure_fails_the_stage_without_going_further(releases: Rel
     ]
 
 
+async def test_an_answered_update_is_already_in_the_audit_trail(releases: Releases) -> None:
+    """Audit events are written in batches, but an approval or a pause is on record by the
+    time the member's command reports it."""
+    handle = await releases.start(releases.plan())
+    store = AuditStore(releases.settings.audit_url)
+
+    def rows(action: str) -> list[str]:
+        found = store.query(AuditQuery(releaseId=handle.id, action=action))
+        return [r.userId for r in found]
+
+    try:
+        await releases.wait_for(handle, waiting_at("pilot"))
+        await handle.execute_update(
+            ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user="carol", comment="ok")
+        )
+        assert rows("signoff.approval") == ["carol"]
+        await handle.execute_update(
+            ReleaseWorkflow.pause, ControlRequest(user="bob", reason="change freeze")
+        )
+        assert rows("release.paused") == ["bob"]
+        # Everything before the sign-off is on record, in the order it happened.
+        actions = [r.action for r in store.query(AuditQuery(releaseId=handle.id))]
+        assert actions[0] == "release.started"
+        assert actions.index("stage.promoted") < actions.index("signoff.requested")
+        assert actions[-2:] == ["signoff.approval", "release.paused"]
+    finally:
+        # A release left running would hold the time-skipping server's clock for the next test.
+        await handle.terminate("test done")
+
+
 async def test_quorum_needs_distinct_members_and_refuses_outsiders(releases: Releases) -> None:
     handle = await releases.start(releases.plan())
     await releases.wait_for(handle, waiting_at("pilot"))

@@ -21,6 +21,7 @@ from tests.faults.support import (
     audit_rows,
     decide,
     flag_path,
+    flag_steps,
     logical_duplicates,
     memo_state,
     promoted_file,
@@ -112,3 +113,68 @@ async def test_rollback_retries_while_the_flag_file_is_broken_then_restores_it_e
     assert counts["release.finished"] == 1
     assert [r.result for r in rows if r.action == "release.finished"] == ["rolled_back"]
     assert logical_duplicates(rows) == []
+
+
+async def test_a_flag_write_that_fails_during_a_ramp_is_retried_and_applied_once(
+    dev_env: WorkflowEnvironment,
+    shared_worker: WorkerProcess,
+    service: tuple[Service, RecordingServer],
+    tmp_path: Path,
+) -> None:
+    """A flag backend that fails for a few seconds during a promotion: the step is retried
+    (1, 2, 4, 8, 15 s apart), lands once the backend is back, and the ramp goes on."""
+    _, server = service
+    plan = release_plan(
+        server.url,
+        "ramp-outage",
+        [
+            {"name": "dev", "signoff": signoff()},
+            {
+                "name": "pilot",
+                "flags": [{"flag": "desk.ai", "steps": [25, 50]}],
+                "signoff": signoff(),
+            },
+        ],
+    )
+    settings = shared_worker.settings
+    pilot_env_name = plan.stages[1].env
+    before = write_flag_files(settings, plan)
+    pilot_file = flag_path(settings, pilot_env_name)
+
+    handle = await start_release(dev_env.client, plan, shared_worker.task_queue)
+    await wait_memo(handle, "waiting_approval", "dev")
+    aside = tmp_path / "pilot-file-aside.json"
+    pilot_file.rename(aside)
+    pilot_file.mkdir()
+    try:
+        await decide(handle, "dev", "carol", approve=True)
+        await decide(handle, "dev", "dave", approve=True)
+        # The pilot's first step fails and is retried: a second attempt, the file named.
+        for _ in range(300):
+            pending = (await handle.describe()).raw_description.pending_activities
+            retried = [
+                p for p in pending if p.activity_type.name == "apply_flag_change" and p.attempt >= 2
+            ]
+            if retried:
+                break
+            await asyncio.sleep(0.1)
+        assert retried, "the failing flag write was not retried"
+        assert str(pilot_file) in retried[0].last_failure.message
+        assert flag_steps(audit_rows(settings, plan.release_id)) == {}
+        assert await memo_state(handle) == ("running", "pilot")
+    finally:
+        pilot_file.rmdir()
+        aside.rename(pilot_file)
+
+    await wait_memo(handle, "waiting_approval", "pilot")
+    assert pilot_file.read_bytes() == promoted_file(before[pilot_env_name], {"desk.ai": 50})
+    rows = audit_rows(settings, plan.release_id)
+    assert flag_steps(rows) == {
+        (f"desk.ai@{pilot_env_name}", 25): 1,
+        (f"desk.ai@{pilot_env_name}", 50): 1,
+    }
+    assert logical_duplicates(rows) == []
+    await decide(handle, "pilot", "erin", approve=False, comment="enough")
+    result = await result_of(handle, timeout=120)
+    assert result.outcome == ReleaseState.ROLLED_BACK
+    assert pilot_file.read_bytes() == before[pilot_env_name]

@@ -6,6 +6,8 @@ as a release, so it is recorded like everything else and works wherever the work
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
@@ -25,27 +27,28 @@ with workflow.unsafe.imports_passed_through():
     from workflows.common import audit_event, cause, send_notice, write_audit
 
 
+async def _audit(op: FlagOperation, action: str, result: str, details: dict[str, Any]) -> None:
+    event = audit_event(
+        action,
+        result,
+        user=op.user,
+        entity=f"flag:{op.flag}@{op.environment}",
+        release_id=None,
+        trace_id=op.trace_id or None,
+        details=details,
+    )
+    await write_audit([event])
+
+
 @workflow.defn
 class FlagChangeWorkflow:
     @workflow.run
     async def run(self, op: FlagOperation) -> FlagOperationResult:
-        entity = f"flag:{op.flag}@{op.environment}"
-        await write_audit(
-            [
-                audit_event(
-                    "killswitch.requested",
-                    "requested",
-                    user=op.user,
-                    entity=entity,
-                    release_id=None,
-                    trace_id=op.trace_id or None,
-                    details={
-                        "percent": op.percent,
-                        "reason": op.reason,
-                        "devIdentity": op.dev_identity,
-                    },
-                )
-            ]
+        await _audit(
+            op,
+            "killswitch.requested",
+            "requested",
+            {"percent": op.percent, "reason": op.reason, "devIdentity": op.dev_identity},
         )
         try:
             result = await workflow.execute_activity_method(
@@ -60,36 +63,19 @@ class FlagChangeWorkflow:
             )
         except ActivityError as exc:
             problem = cause(exc)
-            await write_audit(
-                [
-                    audit_event(
-                        "killswitch.failed",
-                        "failed",
-                        user=op.user,
-                        entity=entity,
-                        release_id=None,
-                        trace_id=op.trace_id or None,
-                        details={"percent": op.percent, "problem": problem},
-                    )
-                ]
+            await _audit(
+                op, "killswitch.failed", "failed", {"percent": op.percent, "problem": problem}
             )
             raise ApplicationError(problem, type="FlagChangeFailed", non_retryable=True) from None
-        await write_audit(
-            [
-                audit_event(
-                    "killswitch.applied",
-                    "changed" if result.changed else "unchanged",
-                    user=op.user,
-                    entity=entity,
-                    release_id=None,
-                    trace_id=op.trace_id or None,
-                    details={
-                        "percent": op.percent,
-                        "before": result.before.percent if result.before else None,
-                        "reason": op.reason,
-                    },
-                )
-            ]
+        await _audit(
+            op,
+            "killswitch.applied",
+            "changed" if result.changed else "unchanged",
+            {
+                "percent": op.percent,
+                "before": result.before.percent if result.before else None,
+                "reason": op.reason,
+            },
         )
         await send_notice(
             Notice(

@@ -45,7 +45,9 @@ PASSTHROUGH_MODULES = (
 )
 
 
-def workflow_runner(settings: Settings) -> SandboxedWorkflowRunner:
+def workflow_runner(
+    settings: Settings, *, extra_passthrough: Sequence[str] = ()
+) -> SandboxedWorkflowRunner:
     """The sandbox every workflow run executes in.
 
     With `workflow_sandbox = "shared"` (the default) the `workflows` package is passed through
@@ -55,7 +57,7 @@ def workflow_runner(settings: Settings) -> SandboxedWorkflowRunner:
     instead of 450 MB). What it gives up is the sandbox's check of what the workflow modules import
     and call; the workflow tests and the replay tests run `isolated`, which keeps it.
     """
-    passthrough: tuple[str, ...] = PASSTHROUGH_MODULES
+    passthrough: tuple[str, ...] = (*PASSTHROUGH_MODULES, *extra_passthrough)
     if settings.workflow_sandbox == "shared":
         passthrough = (*passthrough, "workflows")
     return SandboxedWorkflowRunner(

@@ -135,36 +135,28 @@ def worker_overrides(options: dict[str, Any]) -> dict[str, Any]:
     Any `Worker` keyword with a JSON value passes as is (`max_cached_workflows`,
     `max_concurrent_workflow_tasks`, `max_concurrent_workflow_task_polls`, ...); and
     `autoscaling_pollers: true` (poller autoscaling for workflow and activity tasks),
-    `passthrough: [modules]` (added to worker.PASSTHROUGH_MODULES), `unsandboxed: true`,
+    `passthrough: [modules]` (passed through as well), `unsandboxed: true`,
     `workflow_task_threads: n` (size of the workflow task thread pool),
     `workflow_sandbox: "shared" | "isolated"` (as the setting of that name).
     """
     from concurrent.futures import ThreadPoolExecutor
 
     from temporalio.worker import PollerBehaviorAutoscaling, UnsandboxedWorkflowRunner
-    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-    from worker import PASSTHROUGH_MODULES
+    from warden.settings import Settings
+    from worker import workflow_runner
 
     out = dict(options)
     if out.pop("autoscaling_pollers", False):
         out["workflow_task_poller_behavior"] = PollerBehaviorAutoscaling()
         out["activity_task_poller_behavior"] = PollerBehaviorAutoscaling()
-    extra = out.pop("passthrough", None)
-    if extra:
-        out["workflow_runner"] = SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(
-                *PASSTHROUGH_MODULES, *extra
-            )
-        )
+    extra = out.pop("passthrough", None) or []
+    sandbox = out.pop("workflow_sandbox", None)
+    if extra or sandbox:
+        settings = Settings(workflow_sandbox=sandbox) if sandbox else Settings()
+        out["workflow_runner"] = workflow_runner(settings, extra_passthrough=extra)
     if out.pop("unsandboxed", False):
         out["workflow_runner"] = UnsandboxedWorkflowRunner()
-    sandbox = out.pop("workflow_sandbox", None)
-    if sandbox:
-        from warden.settings import Settings
-        from worker import workflow_runner
-
-        out["workflow_runner"] = workflow_runner(Settings(workflow_sandbox=sandbox))
     threads = out.pop("workflow_task_threads", None)
     if threads:
         out["workflow_task_executor"] = ThreadPoolExecutor(max_workers=int(threads))

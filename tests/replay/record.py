@@ -1,4 +1,9 @@
-"""Record the committed replay histories: `python -m tests.replay.record [scenario ...]`."""
+"""Record the committed replay histories: `python -m tests.replay.record [scenario ...]`.
+
+Each scenario runs on the time-skipping test server with the real worker; a scenario with
+scripted metrics gets `run_checks` from a MetricActivities on a scripted provider and a
+virtual clock instead of the configured providers.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +12,36 @@ import sys
 import tempfile
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import yaml
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.metrics import ManualClock, MetricActivities
 from tests.helpers import RecordingServer
-from tests.replay.scenarios import SCENARIOS
+from tests.metrics.support import ScriptedProvider
+from tests.replay.scenarios import SCENARIOS, Scenario
 from tests.workflows.test_governance import GOVERNANCE
 from warden.devserver import find_binary
 from warden.settings import Settings
-from worker import build_worker
+from worker import build_activities, build_worker
 
 HISTORIES = Path(__file__).parent / "histories"
+
+
+def activities(scenario: Scenario, settings: Settings, stack: AsyncExitStack) -> list[Any] | None:
+    """The worker's activities; None (the defaults) unless the scenario scripts its metrics."""
+    if scenario.metrics is None:
+        return None
+    provider = ScriptedProvider({name: list(answers) for name, answers in scenario.metrics.items()})
+    metrics = MetricActivities({"prometheus": provider}, clock=ManualClock())
+    found = [
+        fn
+        for fn in build_activities(settings, stack)
+        if not isinstance(getattr(fn, "__self__", None), MetricActivities)
+    ]
+    return [*found, metrics.run_checks]
 
 
 async def main(names: list[str]) -> None:
@@ -32,17 +54,22 @@ async def main(names: list[str]) -> None:
             governance = Path(tmp) / "governance.yaml"
             governance.write_text(yaml.safe_dump(GOVERNANCE))
             for name in names or list(SCENARIOS):
+                scenario = SCENARIOS[name]
                 settings = Settings(
                     state_dir=Path(tmp) / name,
-                    governance_file=governance if name.startswith("access") else None,
+                    governance_file=governance if scenario.governed else None,
                     webhook_urls=[],
                     task_queue=f"replay-{name}",
                 )
                 async with AsyncExitStack() as stack:
-                    async with build_worker(env.client, settings, stack=stack):
-                        handle = await SCENARIOS[name](
-                            env, settings, settings.task_queue, target.url
-                        )
+                    worker = build_worker(
+                        env.client,
+                        settings,
+                        activities=activities(scenario, settings, stack),
+                        stack=stack,
+                    )
+                    async with worker:
+                        handle = await scenario.run(env, settings, settings.task_queue, target.url)
                         history = await handle.fetch_history()
                 HISTORIES.mkdir(exist_ok=True)
                 (HISTORIES / f"{name}.json").write_text(history.to_json())

@@ -8,24 +8,52 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.flags.flagd_file import flag_file, init_flag_file
+from examples.support_desk.flags import AI_SOLUTIONS, default_flags
+from examples.support_desk.launcher import SupportDeskProcess
 from tests.helpers import plan_dict
 from warden.models.flags import FlagOperation
 from warden.models.governance import AccessChangeRequest, AccessDecision
 from warden.models.plan import parse_plan
-from warden.models.release import AbortRequest, DecisionRequest, ReleaseInput, ReleaseState
+from warden.models.release import (
+    AbortRequest,
+    ControlRequest,
+    DecisionRequest,
+    ReleaseInput,
+    ReleaseState,
+)
+from warden.releases import ReleaseService, RequestRefused
 from warden.settings import Settings
 from workflows.access import AccessChangeWorkflow
 from workflows.flags import FlagChangeWorkflow
 from workflows.release import ReleaseWorkflow
 
-Scenario = Callable[[WorkflowEnvironment, Settings, str, str], Awaitable[WorkflowHandle[Any, Any]]]
+Run = Callable[[WorkflowEnvironment, Settings, str, str], Awaitable[WorkflowHandle[Any, Any]]]
+
+#: Metric values good and bad for the scripted error-rate check (its threshold is 0.05).
+OK, BAD = 0.01, 0.5
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One recorded release: its driver, and what the worker recording it needs.
+
+    `governed`: the worker reads `tests.workflows.test_governance.GOVERNANCE` as its governance
+    file. `metrics`: `run_checks` answers each check from this script (a list per check name,
+    the last answer repeating) on a virtual clock, so a ten-minute guard takes milliseconds;
+    the history keeps only the reports, so it replays without them.
+    """
+
+    run: Run
+    governed: bool = False
+    metrics: Mapping[str, Sequence[float]] | None = None
 
 
 async def _until(
@@ -48,11 +76,15 @@ def _waiting(stage: str) -> Callable[[Any], bool]:
     return lambda s: s.current_stage == stage and s.state == ReleaseState.WAITING_APPROVAL
 
 
-def _ramp_plan(base_url: str, version: str) -> Any:
+def _ramp_data(base_url: str, version: str) -> dict[str, Any]:
     data = plan_dict(base_url, version=version, flags=["ai.solutions"])
     data["stages"][0]["flags"] = [{"flag": "ai.solutions"}]
     data["stages"][2]["flags"] = [{"flag": "ai.solutions", "steps": [5, 25, 50], "bake": "10m"}]
-    return parse_plan(data)
+    return data
+
+
+def _ramp_plan(base_url: str, version: str) -> Any:
+    return parse_plan(_ramp_data(base_url, version))
 
 
 async def _start(env: WorkflowEnvironment, plan: Any, task_queue: str) -> WorkflowHandle[Any, Any]:
@@ -152,12 +184,193 @@ async def kill_switch(
     return handle
 
 
+def _init_flags(settings: Settings, *environments: str) -> None:
+    for name in environments:
+        init_flag_file(flag_file(settings.flags_path, name), {"ai.solutions": 0})
+
+
+def _error_rate(**fields: Any) -> dict[str, Any]:
+    return {
+        "name": "external-api-error-rate",
+        "query": {
+            "provider": "prometheus",
+            "query": "sum(rate(external_api_errors_total[1m]))"
+            " / sum(rate(external_api_requests_total[1m]))",
+        },
+        "max": 0.05,
+        "interval": "10s",
+        **fields,
+    }
+
+
+async def contract_failed(
+    env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str
+) -> WorkflowHandle[Any, Any]:
+    """The bad build serves dev: its AI-suggestions path breaks the contract once the flag is on."""
+    _init_flags(settings, "dev")
+    desk_dir = settings.state_dir / "desk"
+    desk_dir.mkdir(parents=True, exist_ok=True)
+    desk_flags = desk_dir / "dev.flagd.json"
+    init_flag_file(desk_flags, {**default_flags(), AI_SOLUTIONS: 100})
+    desk = SupportDeskProcess(flags_file=desk_flags, build="bad").start()
+    try:
+        contract = {
+            "max_examples": 5,
+            "seed": 11,
+            "include": ["suggestSolutions"],
+            "time_budget": "5m",
+        }
+        smoke = [{"name": "health", "path": "/healthz"}]
+        plan = parse_plan(
+            {
+                "service": "support-desk",
+                "version": "1.3.0",
+                "owner": "alice",
+                "flags": ["ai.solutions"],
+                "stages": [
+                    {
+                        "name": "dev",
+                        "base_url": desk.url,
+                        "smoke": smoke,
+                        "flags": [{"flag": "ai.solutions"}],
+                        "contract": contract,
+                    },
+                    {"name": "staging", "base_url": desk.url, "smoke": smoke, "contract": contract},
+                ],
+            }
+        )
+        handle = await _start(env, plan, task_queue)
+        result = await handle.result()
+    finally:
+        desk.stop()
+    assert result.outcome == ReleaseState.ROLLED_BACK and "contract" in result.reason, result
+    return handle
+
+
+async def checks_passed(
+    env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str
+) -> WorkflowHandle[Any, Any]:
+    """Pre-promotion checks measure three times after dev's flag is on, and hold."""
+    _init_flags(settings, "dev")
+    data = plan_dict(base_url, version="1.4.0", flags=["ai.solutions"])
+    data["stages"] = data["stages"][:2]
+    data["stages"][0]["flags"] = [{"flag": "ai.solutions"}]
+    data["stages"][0]["checks"] = [
+        _error_rate(phases=["pre"], count=3),
+        {
+            "name": "im-channel-up",
+            "query": {"provider": "prometheus", "query": "min(im_channel_up)"},
+            "min": 1,
+            "phases": ["pre"],
+        },
+    ]
+    handle = await _start(env, parse_plan(data), task_queue)
+    result = await handle.result()
+    assert result.outcome == ReleaseState.PROMOTED, result
+    return handle
+
+
+async def guard_tripped(
+    env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str
+) -> WorkflowHandle[Any, Any]:
+    """The error rate jumps while pilot bakes at 25%: the guard trips and both flags roll back."""
+    _init_flags(settings, "dev", "pilot")
+    data = plan_dict(base_url, version="1.5.0", flags=["ai.solutions"])
+    data["stages"] = data["stages"][:3]
+    data["stages"][0]["flags"] = [{"flag": "ai.solutions"}]
+    pilot = data["stages"][2]
+    pilot.pop("signoff")
+    pilot["flags"] = [{"flag": "ai.solutions", "steps": [5, 25, 50], "bake": "10m"}]
+    pilot["checks"] = [_error_rate(phases=["guard"])]
+    handle = await _start(env, parse_plan(data), task_queue)
+    result = await handle.result()
+    assert result.outcome == ReleaseState.ROLLED_BACK and "guard" in result.reason, result
+    return handle
+
+
+async def committee_signoff(
+    env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str
+) -> WorkflowHandle[Any, Any]:
+    """Pilot's sign-off is the release board's: a non-member is refused, two members approve."""
+    _init_flags(settings, "dev", "pilot")
+    data = _ramp_data(base_url, "1.6.0")
+    data["stages"] = data["stages"][:3]  # no production: its gate wants a signed-off file
+    data["stages"][2]["signoff"] = {
+        "committee": "release-board",
+        "quorum": 2,
+        "deadline": "2h",
+        "escalate_before": "30m",
+    }
+    handle = await _start(env, parse_plan(data), task_queue)
+    await _until(handle, env, _waiting("pilot"))
+    service = ReleaseService(env.client, settings)
+    try:
+        await service.approve(handle.id, DecisionRequest(stage="pilot", user="grace"))
+    except RequestRefused as refused:
+        assert refused.kind == "NotAMember", refused
+    else:
+        raise AssertionError("grace is not on the release board, yet her approval counted")
+    for user in ("carol", "carol", "erin"):
+        await service.approve(handle.id, DecisionRequest(stage="pilot", user=user, comment="ok"))
+    result = await handle.result()
+    assert result.outcome == ReleaseState.PROMOTED, result
+    return handle
+
+
+async def signoff_expired(
+    env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str
+) -> WorkflowHandle[Any, Any]:
+    """One approval of two by the deadline: escalation, then rejection and rollback."""
+    _init_flags(settings, "dev", "pilot")
+    handle = await _start(env, _ramp_plan(base_url, "1.7.0"), task_queue)
+    await _until(handle, env, _waiting("pilot"))
+    await handle.execute_update(
+        ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user="carol", comment="ok")
+    )
+    result = await handle.result()  # the test server skips time to the deadline
+    assert result.outcome == ReleaseState.ROLLED_BACK and "deadline" in result.reason, result
+    return handle
+
+
+async def paused_resumed(
+    env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str
+) -> WorkflowHandle[Any, Any]:
+    """Paused while pilot bakes at 5%, the release holds before 25% until resumed."""
+    _init_flags(settings, "dev", "pilot")
+    handle = await _start(env, _ramp_plan(base_url, "1.8.0"), task_queue)
+    await _until(handle, env, lambda s: any(x.flag_steps for x in s.stages if x.name == "pilot"))
+    await handle.execute_update(
+        ReleaseWorkflow.pause, ControlRequest(user="bob", reason="support team briefing")
+    )
+    await _until(handle, env, lambda s: s.current_step.startswith("paused before"))
+    await handle.execute_update(ReleaseWorkflow.resume, ControlRequest(user="bob"))
+    await _until(handle, env, _waiting("pilot"))
+    for user in ("carol", "dave"):
+        await handle.execute_update(
+            ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user=user, comment="ok")
+        )
+    result = await handle.result()
+    assert result.outcome == ReleaseState.PROMOTED, result
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
-    "release_promoted": promoted,
-    "release_rolled_back": rolled_back,
-    "release_aborted": aborted,
-    "access_change_applied": access_change,
-    "kill_switch": kill_switch,
+    "release_promoted": Scenario(promoted),
+    "release_rolled_back": Scenario(rolled_back),
+    "release_aborted": Scenario(aborted),
+    "access_change_applied": Scenario(access_change, governed=True),
+    "kill_switch": Scenario(kill_switch),
+    "release_contract_failed": Scenario(contract_failed),
+    "release_checks_passed": Scenario(
+        checks_passed, metrics={"external-api-error-rate": [OK], "im-channel-up": [1.0]}
+    ),
+    # The 5% bake measures 61 times (at 0s, then every 10s); the jump lands during 25%'s bake.
+    "release_guard_tripped": Scenario(
+        guard_tripped, metrics={"external-api-error-rate": [OK] * 80 + [BAD]}
+    ),
+    "release_committee_signoff": Scenario(committee_signoff, governed=True),
+    "release_signoff_expired": Scenario(signoff_expired),
+    "release_paused_resumed": Scenario(paused_resumed),
 }
 
 

@@ -1,0 +1,178 @@
+"""The committed histories show what their scenarios claim, so replaying them proves something.
+
+A history that never reaches a gate replays green whatever that gate's code does; these
+tests pin down which commands, signals and updates each recorded release really contains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.api.common.v1 import Payloads
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from warden.models.metrics import ChecksInput
+from warden.models.release import RefusalRecord, ReleaseResult, ReleaseState
+from warden.models.signoff import MembersInput
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+@dataclass
+class Recorded:
+    """What one history holds: scheduled activities (with inputs), signals, updates, result."""
+
+    activities: list[tuple[str, Payloads]] = field(default_factory=list)
+    signals: list[tuple[str, Payloads]] = field(default_factory=list)
+    updates: list[str] = field(default_factory=list)
+    result: Payloads | None = None
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.activities]
+
+    def release_result(self) -> ReleaseResult:
+        assert self.result is not None, "the workflow did not complete"
+        result: ReleaseResult = _decode(self.result, ReleaseResult)
+        return result
+
+    def inputs(self, activity: str, type_: type[Any]) -> list[Any]:
+        return [_decode(p, type_) for name, p in self.activities if name == activity]
+
+
+def _decode(payloads: Payloads, type_: type[Any]) -> Any:
+    [value] = pydantic_data_converter.payload_converter.from_payloads(
+        list(payloads.payloads), [type_]
+    )
+    return value
+
+
+def recorded(name: str) -> Recorded:
+    path = HISTORIES / f"{name}.json"
+    history = WorkflowHistory.from_json(name, path.read_text())
+    found = Recorded()
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            attrs = event.activity_task_scheduled_event_attributes
+            found.activities.append((attrs.activity_type.name, attrs.input))
+        elif event.HasField("workflow_execution_signaled_event_attributes"):
+            signal = event.workflow_execution_signaled_event_attributes
+            found.signals.append((signal.signal_name, signal.input))
+        elif event.HasField("workflow_execution_update_accepted_event_attributes"):
+            request = event.workflow_execution_update_accepted_event_attributes.accepted_request
+            found.updates.append(request.input.name)
+        elif event.HasField("workflow_execution_completed_event_attributes"):
+            found.result = event.workflow_execution_completed_event_attributes.result
+    return found
+
+
+@dataclass(frozen=True)
+class Claim:
+    outcome: ReleaseState
+    reason: str
+    activities: frozenset[str]
+    updates: tuple[str, ...] = ()
+    signals: tuple[str, ...] = ()
+    failed_stage: str | None = None
+
+
+CLAIMS = {
+    "release_contract_failed": Claim(
+        ReleaseState.ROLLED_BACK,
+        "contract tests failed in dev",
+        frozenset({"run_contract_tests", "apply_flag_change", "restore_flags"}),
+        failed_stage="dev",
+    ),
+    "release_checks_passed": Claim(
+        ReleaseState.PROMOTED, "promoted", frozenset({"run_checks", "apply_flag_change"})
+    ),
+    "release_guard_tripped": Claim(
+        ReleaseState.ROLLED_BACK,
+        "guard external-api-error-rate tripped during ai.solutions at 25%",
+        frozenset({"run_checks", "apply_flag_change", "restore_flags"}),
+        failed_stage="pilot",
+    ),
+    "release_committee_signoff": Claim(
+        ReleaseState.PROMOTED,
+        "promoted",
+        frozenset({"resolve_members"}),
+        updates=("approve", "approve", "approve"),
+        signals=("record_refusal",),
+    ),
+    "release_signoff_expired": Claim(
+        ReleaseState.ROLLED_BACK,
+        "sign-off deadline passed at pilot with 1 of 2",
+        frozenset({"apply_flag_change", "restore_flags", "send_notice"}),
+        updates=("approve",),
+        failed_stage="pilot",
+    ),
+    "release_paused_resumed": Claim(
+        ReleaseState.PROMOTED,
+        "promoted",
+        frozenset({"apply_flag_change"}),
+        updates=("pause", "resume", "approve", "approve"),
+    ),
+}
+
+
+def test_the_gate_activities_are_all_covered() -> None:
+    scheduled = {name for path in HISTORIES.glob("*.json") for name in recorded(path.stem).names()}
+    assert {"run_checks", "run_contract_tests", "resolve_members"} <= scheduled
+
+
+@pytest.mark.parametrize("name", CLAIMS)
+def test_history_holds_what_its_scenario_claims(name: str) -> None:
+    claim, found = CLAIMS[name], recorded(name)
+    result = found.release_result()
+    assert result.outcome == claim.outcome
+    assert claim.reason in result.reason
+    assert result.failed_stage == claim.failed_stage
+    assert claim.activities <= set(found.names())
+    assert tuple(found.updates) == claim.updates
+    assert tuple(name for name, _ in found.signals) == claim.signals
+
+
+def test_checks_run_before_promotion_and_as_guards() -> None:
+    pre = recorded("release_checks_passed").inputs("run_checks", ChecksInput)
+    assert [c.phase for c in pre] == ["pre"]
+    assert {c.name for c in pre[0].checks} == {"external-api-error-rate", "im-channel-up"}
+    guard = recorded("release_guard_tripped").inputs("run_checks", ChecksInput)
+    assert [c.phase for c in guard] == ["guard", "guard"]  # the 5% bake held, the 25% one tripped
+
+
+def test_the_rollback_follows_the_failing_gate() -> None:
+    for name, gate in (
+        ("release_contract_failed", "run_contract_tests"),
+        ("release_guard_tripped", "run_checks"),
+    ):
+        names = recorded(name).names()
+        last_gate = len(names) - 1 - names[::-1].index(gate)
+        assert "restore_flags" in names[last_gate:], name
+
+
+def test_the_committee_refusal_is_a_non_member_approval() -> None:
+    found = recorded("release_committee_signoff")
+    [members] = found.inputs("resolve_members", MembersInput)
+    assert members.committee == "release-board"
+    [(_, payloads)] = found.signals
+    refusal = _decode(payloads, RefusalRecord)
+    assert (refusal.request, refusal.user, refusal.stage) == ("approve", "grace", "pilot")
+    assert "not a member" in refusal.reason
+
+
+def test_the_expired_signoff_escalates_before_the_deadline() -> None:
+    keys = [
+        _decode(p, dict)["key"]
+        for n, p in recorded("release_signoff_expired").activities
+        if n == "send_notice"
+    ]
+    # A notice's key is <release id>:<run id>:<what it is about>.
+    assert [k.split(":", 2)[2] for k in keys] == [
+        "signoff:pilot",
+        "signoff-escalation:pilot",
+        "rollback-completed",
+        "finished",
+    ]

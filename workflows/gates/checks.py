@@ -1,0 +1,108 @@
+"""Pre-promotion metric checks (checklist item 3), against the stage as it serves the release.
+
+Missing evidence is never a pass: an inconclusive run pauses the release until a person
+resumes (the checks run again) or aborts it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+
+from workflows.control import ReleaseControl
+from workflows.gates.guards import audience_for
+from workflows.ledger import ReleaseLedger
+from workflows.stop import ReleaseStop, gate_activity
+
+with workflow.unsafe.imports_passed_through():
+    from warden.models.metrics import CheckAction, ChecksInput, ChecksOutcome, ChecksReport
+    from warden.models.plan import Stage
+    from warden.models.release import ChecklistKey, ItemStatus, ReleaseState, StageStatus
+    from workflows import policies
+
+
+class ChecksGate:
+    def __init__(self, ledger: ReleaseLedger, control: ReleaseControl) -> None:
+        self._ledger = ledger
+        self._control = control
+
+    async def run(self, stage: Stage, status: StageStatus) -> None:
+        ledger = self._ledger
+        checks = stage.pre_checks()
+        if not checks:
+            ledger.item(
+                stage.name, ChecklistKey.THRESHOLDS, ItemStatus.NOT_APPLICABLE, "no metric checks"
+            )
+            return
+        while True:
+            await self._control.checkpoint(f"metric checks in {stage.name}")
+            window = max(
+                (c.initial_delay + c.interval * ((c.count or 1) - 1) for c in checks),
+                default=timedelta(),
+            )
+            report: ChecksReport = await gate_activity(
+                "checks",
+                stage.name,
+                self._control.abortable(
+                    workflow.execute_activity(
+                        "run_checks",
+                        ChecksInput(
+                            release_id=ledger.release_id,
+                            stage=stage.name,
+                            base_url=stage.base_url,
+                            phase="pre",
+                            checks=checks,
+                            trace_id=ledger.input.trace_id,
+                        ),
+                        result_type=ChecksReport,
+                        **policies.checks_options(window),
+                    )
+                ),
+            )
+            status.checks = report
+            summary = report.summary()
+            await ledger.record(
+                "checks.result",
+                report.outcome.value,
+                f"metric checks {summary}",
+                stage=stage.name,
+                details={"summary": summary},
+            )
+            if report.outcome == ChecksOutcome.PASSED:
+                ledger.item(stage.name, ChecklistKey.THRESHOLDS, ItemStatus.PASSED, summary)
+                return
+            if report.outcome == ChecksOutcome.INCONCLUSIVE:
+                ledger.item(stage.name, ChecklistKey.THRESHOLDS, ItemStatus.PENDING, summary)
+                await self._control.auto_pause(
+                    f"metric checks inconclusive in {stage.name}: {summary}; resume to re-run"
+                )
+                continue
+            if report.action == CheckAction.NOTIFY:
+                await ledger.notify(
+                    f"check-notify:{stage.name}:{report.tripped}",
+                    f"Check {report.tripped} tripped in {stage.name}",
+                    summary,
+                    severity="warning",
+                    audience=audience_for(stage, report.tripped or ""),
+                    stage=stage.name,
+                )
+                ledger.item(
+                    stage.name,
+                    ChecklistKey.THRESHOLDS,
+                    ItemStatus.PASSED,
+                    summary + " (notify-only checks tripped)",
+                )
+                return
+            ledger.item(stage.name, ChecklistKey.THRESHOLDS, ItemStatus.FAILED, summary)
+            if report.action == CheckAction.PAUSE:
+                await self._control.auto_pause(
+                    f"check {report.tripped} failed in {stage.name}; resume to re-run"
+                )
+                continue
+            raise ReleaseStop(
+                ReleaseState.FAILED,
+                f"metric check {report.tripped} failed in {stage.name}: {summary}",
+                "checks",
+                stage.name,
+            )

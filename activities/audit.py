@@ -13,8 +13,8 @@ from collections import deque
 
 from temporalio import activity
 
-from warden.audit import AuditStore
 from warden.models.audit import AuditBatch, AuditEvent
+from warden.stores.audit import AuditStore
 
 #: Events per transaction at most (SQLite limits the parameters of one statement).
 MAX_BATCH_EVENTS = 500

@@ -319,7 +319,7 @@ def build_schema(
     source: str,
 ) -> Any:
     """A validated schemathesis schema configured from the stage's `contract` section."""
-    from activities.http import USER_AGENT
+    from warden.http import USER_AGENT
 
     spec = input.spec
     config = SchemathesisConfig(seed=seed)

@@ -20,7 +20,7 @@ import httpx
 import yaml
 from temporalio.exceptions import ApplicationError
 
-from activities.http import new_client, trace_headers
+from warden.http import new_client, trace_headers
 from warden.models.contract import ContractSpec, HeaderValue
 
 HTTP_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"})

@@ -9,7 +9,6 @@ from pathlib import Path
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from warden.governance import GovernanceError, GovernanceStore, load_governance
 from warden.models.governance import (
     AccessGrant,
     ApplyAccessInput,
@@ -18,12 +17,16 @@ from warden.models.governance import (
     GovernanceStatus,
 )
 from warden.models.signoff import Members, MembersInput
+from warden.stores.governance import GovernanceError, GovernanceStore, load_governance
 
 
 class GovernanceActivities:
     def __init__(self, governance_file: Path | None, store: GovernanceStore) -> None:
         self._file = governance_file
         self._store = store
+
+    def close(self) -> None:
+        self._store.close()
 
     def _load(self) -> GovernanceFile:
         if self._file is None:

@@ -10,9 +10,9 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.http import new_client, trace_headers
-from warden.audit import AuditStore
+from warden.http import new_client, trace_headers
 from warden.models.notice import Notice, NoticeResult
+from warden.stores.audit import AuditStore
 
 FORMATS = ("json", "slack", "feishu", "dingtalk")
 
@@ -57,7 +57,13 @@ class NoticeActivities:
     ) -> None:
         self._targets = [parse_target(t) for t in targets]
         self._store = store
+        self._owns_http = http is None
         self._http = http or new_client()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client this made (the worker calls it when it stops)."""
+        if self._owns_http:
+            await self._http.aclose()
 
     @activity.defn(name="send_notice")
     async def send_notice(self, notice: Notice) -> NoticeResult:

@@ -8,7 +8,7 @@ from urllib.parse import urljoin
 import httpx
 from temporalio import activity
 
-from activities.http import new_client, trace_headers
+from warden.http import new_client, trace_headers
 from warden.models.smoke import SmokeCheck, SmokeInput, SmokeReport, SmokeResult
 
 
@@ -20,7 +20,13 @@ def resolve_url(base_url: str, path: str) -> str:
 
 class SmokeActivities:
     def __init__(self, http: httpx.AsyncClient | None = None) -> None:
+        self._owns_http = http is None
         self._http = http or new_client()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client this made (the worker calls it when it stops)."""
+        if self._owns_http:
+            await self._http.aclose()
 
     @activity.defn(name="run_smoke_checks")
     async def run_smoke_checks(self, input: SmokeInput) -> SmokeReport:

@@ -114,7 +114,7 @@ class DemoProcess:
                 os.killpg(process.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        from warden.devserver import terminate_pid
+        from warden.runtime.devserver import terminate_pid
 
         pid_file = self.state_dir / "demo" / "temporal.pid"
         try:

@@ -230,7 +230,7 @@ def stop_process(process: subprocess.Popen[Any], timeout: float = 15.0) -> None:
 
 
 def temporal_binary() -> Path:
-    from warden.devserver import find_binary
+    from warden.runtime.devserver import find_binary
 
     return find_binary("temporal")
 
@@ -260,7 +260,7 @@ class DevServer:
         return self.process.pid
 
     def command(self) -> list[str]:
-        from warden.devserver import SEARCH_ATTRIBUTES
+        from warden.runtime.devserver import SEARCH_ATTRIBUTES
 
         command = [
             str(temporal_binary()),
@@ -429,57 +429,29 @@ def release_worker(
     settings: Any,
     *,
     task_queue: str,
+    stack: Any,
     activities: Sequence[Any] | None = None,
+    activity_overrides: Sequence[Any] = (),
     extra_workflows: Sequence[type] = (),
-    stack: Any = None,
-    **overrides: Any,
+    **worker_changes: Any,
 ) -> Any:
-    """The worker `worker.build_worker` builds, plus `extra_workflows` and option overrides.
-
-    With neither, it is exactly `build_worker`'s worker. Otherwise the keyword arguments
-    `build_worker` passes to `Worker` are captured (`worker_options`) and used with the
-    changes, so a comparison differs only where it says.
-    """
+    """The worker `warden.runtime.worker.build_worker` builds, plus `extra_workflows` and
+    changed `Worker` options: a comparison differs from the shipped worker only where it says."""
     from temporalio.worker import Worker
 
-    from worker import build_worker
+    from warden.runtime.worker import worker_options
 
-    if not extra_workflows and not overrides:
-        return build_worker(
-            client, settings, task_queue=task_queue, activities=activities, stack=stack
-        )
     options = worker_options(
-        client, settings, task_queue=task_queue, activities=activities, stack=stack
+        client,
+        settings,
+        task_queue=task_queue,
+        activities=activities,
+        overrides=activity_overrides,
+        stack=stack,
     )
     options["workflows"] = [*options["workflows"], *extra_workflows]
-    options.update(overrides)
+    options.update(worker_changes)
     return Worker(client, **options)
-
-
-def worker_options(client: Any, settings: Any, **kwargs: Any) -> dict[str, Any]:
-    """The keyword arguments `worker.build_worker` gives `temporalio.worker.Worker`."""
-    import worker as worker_module
-
-    captured: dict[str, Any] = {}
-
-    def capture(_client: Any, **options: Any) -> Any:
-        captured.update(options)
-        return None
-
-    real = worker_module.Worker
-    worker_module.Worker = capture  # type: ignore[assignment,misc]
-    try:
-        worker_module.build_worker(client, settings, **kwargs)
-    finally:
-        worker_module.Worker = real  # type: ignore[misc]
-    return captured
-
-
-def replace_activity(activities: list[Any], name: str, replacement: Any) -> list[Any]:
-    """The activity list with the one registered as `name` swapped for `replacement`."""
-    out = [a for a in activities if getattr(a, "__name__", "") != name]
-    out.append(replacement)
-    return out
 
 
 async def history_counts(handle: Any) -> dict[str, int]:

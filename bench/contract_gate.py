@@ -23,9 +23,9 @@ from pathlib import Path
 from temporalio.testing import ActivityEnvironment
 
 from activities.contract import ContractActivities
-from activities.flags.flagd_file import init_flag_file
 from examples.support_desk.flags import AI_SOLUTIONS, default_flags
 from examples.support_desk.launcher import SupportDeskProcess
+from warden.flagstore.flagd_file import init_flag_file
 from warden.models.contract import ContractInput, ContractReport, ContractSpec
 from warden.settings import Settings
 

@@ -41,7 +41,6 @@ from bench.common import (
     bench_settings,
     history_counts,
     release_worker,
-    replace_activity,
     stop_on_sigterm,
 )
 
@@ -206,7 +205,7 @@ def healthy_metrics() -> tuple[int, str, bytes]:
 async def one_release(
     client: Any, task_queue: str, base_url: str, variant: str, settings: Any
 ) -> dict[str, Any]:
-    from activities.flags.flagd_file import flag_file, init_flag_file
+    from warden.flagstore.flagd_file import flag_file, init_flag_file
     from warden.models.plan import parse_plan
     from warden.models.release import DecisionRequest, ReleaseInput, ReleaseState
     from workflows.release import ReleaseWorkflow
@@ -244,7 +243,6 @@ async def one_release(
 
 async def measure(variants: list[str]) -> dict[str, dict[str, Any]]:
     from activities.metrics import ManualClock, MetricActivities
-    from worker import build_activities
 
     out: dict[str, dict[str, Any]] = {}
     routes = {
@@ -263,11 +261,12 @@ async def measure(variants: list[str]) -> dict[str, dict[str, Any]]:
                 settings = bench_settings(Path(tmp), task_queue, server.address)
                 metrics = MetricActivities.from_settings(settings, clock=ManualClock())
                 stack.push_async_callback(metrics.aclose)
-                activities = replace_activity(
-                    build_activities(settings, stack), "run_checks", metrics.run_checks
-                )
                 worker = release_worker(
-                    client, settings, task_queue=task_queue, activities=activities, stack=stack
+                    client,
+                    settings,
+                    task_queue=task_queue,
+                    activity_overrides=[metrics.run_checks],
+                    stack=stack,
                 )
                 await stack.enter_async_context(worker)
                 out[variant] = await one_release(client, task_queue, service.url, variant, settings)

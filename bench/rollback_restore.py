@@ -75,7 +75,7 @@ def ramp_plan(base_url: str, version: str) -> dict[str, Any]:
 async def one_run(
     client: Any, task_queue: str, base_url: str, settings: Any, before: dict[str, bytes]
 ) -> dict[str, Any]:
-    from activities.flags.flagd_file import flag_file
+    from warden.flagstore.flagd_file import flag_file
     from warden.models.plan import parse_plan
     from warden.models.release import DecisionRequest, ReleaseInput, ReleaseState
     from workflows.release import ReleaseWorkflow
@@ -121,7 +121,7 @@ async def one_run(
 
 
 async def run(quick: bool = False, runs: int | None = None) -> BenchResult:
-    from activities.flags.flagd_file import flag_file, init_flag_file
+    from warden.flagstore.flagd_file import flag_file, init_flag_file
 
     runs = runs or (5 if quick else 20)
     began = time.monotonic()

@@ -143,8 +143,8 @@ def worker_overrides(options: dict[str, Any]) -> dict[str, Any]:
 
     from temporalio.worker import PollerBehaviorAutoscaling, UnsandboxedWorkflowRunner
 
+    from warden.runtime.worker import workflow_runner
     from warden.settings import Settings
-    from worker import workflow_runner
 
     out = dict(options)
     if out.pop("autoscaling_pollers", False):
@@ -168,7 +168,7 @@ async def serve(
 ) -> None:
     from temporalio.worker import Worker
 
-    from warden.client import connect
+    from warden.runtime.client import connect
 
     settings = bench_settings(state_dir, task_queue, address)
     client = await connect(settings, autostart=False)

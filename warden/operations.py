@@ -16,7 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from warden.models.flags import FlagOperation, FlagOperationResult, FlagReadRequest, FlagState
 from warden.models.governance import AccessChangeRequest, AccessChangeStatus, AccessDecision
-from warden.releases import QUERY_TIMEOUT, RequestRefused, UnknownRelease, WardenError
+from warden.services.releases import QUERY_TIMEOUT, RequestRefused, UnknownRelease, WardenError
 from warden.settings import Settings
 from workflows.access import AccessChangeWorkflow
 from workflows.flags import FlagChangeWorkflow, FlagReadWorkflow

@@ -1,13 +1,5 @@
-"""Flag activities over a pluggable backend (flagd-file by default, Unleash for teams)."""
+"""Flag activities over the configured flag backend (`warden.flagstore`)."""
 
-from activities.flags.activities import FlagActivities, build_backend
-from activities.flags.backend import FlagBackend, FlagBackendError, FlagConfigError, FlagNotFound
+from activities.flags.activities import FlagActivities
 
-__all__ = [
-    "FlagActivities",
-    "FlagBackend",
-    "FlagBackendError",
-    "FlagConfigError",
-    "FlagNotFound",
-    "build_backend",
-]
+__all__ = ["FlagActivities"]

@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.flags.backend import (
+from warden.flagstore import (
     FlagBackend,
     FlagBackendError,
     FlagConfigError,
     FlagNotFound,
     digest,
+    restore_and_verify,
 )
-from activities.flags.flagd_file import FlagdFileBackend
 from warden.models.flags import (
     FlagChangeInput,
     FlagChangeResult,
@@ -25,15 +25,6 @@ from warden.models.flags import (
     RestoreInput,
     RestoreReport,
 )
-from warden.settings import Settings
-
-
-def build_backend(settings: Settings) -> FlagBackend:
-    if settings.flag_backend == "unleash":
-        from activities.flags.unleash import UnleashBackend
-
-        return UnleashBackend.from_settings(settings)
-    return FlagdFileBackend(settings.flags_path)
 
 
 def _config_error(exc: FlagConfigError) -> ApplicationError:
@@ -126,19 +117,13 @@ class FlagActivities:
             if not wanted:
                 continue
             try:
-                await self.backend.restore(snapshot.environment, wanted)
-                after = await self.backend.read(snapshot.environment, [s.flag for s in wanted])
+                ok, differ = await restore_and_verify(self.backend, snapshot.environment, wanted)
             except (FlagBackendError, FlagConfigError) as exc:
                 # A rollback never gives up: even a missing or broken flag file is retried
                 # (and alerted on by the workflow) until an operator mends it.
                 raise ApplicationError(str(exc), type="FlagBackendError") from exc
-            by_flag = {s.flag: s for s in after}
-            for state in wanted:
-                now = by_flag.get(state.flag)
-                if now is None or now.exists != state.exists or now.definition != state.definition:
-                    mismatches.append(f"{state.flag} in {snapshot.environment}")
-                else:
-                    restored.append(now)
+            restored += ok
+            mismatches += differ
         return RestoreReport(
             verified=not mismatches,
             restored=restored,

@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 from temporalio import activity
 
-from activities.http import new_client
 from activities.metrics.clock import Clock, SystemClock
 from activities.metrics.engine import MEASURE_TIMEOUT_S, SLEEP_SLICE_S, CheckRun
 from activities.metrics.providers import MetricProvider, build_providers
+from warden.http import new_client
 from warden.models.metrics import ChecksInput, ChecksReport, CheckState
 from warden.settings import Settings
 

@@ -53,7 +53,7 @@ def default_flags() -> dict[str, int]:
 
 def seed_flag_file(path: Path, flags: dict[str, int] | None = None) -> bool:
     """Create a flagd file with the service's flags (Release Warden's own writer); False if it exists."""
-    from activities.flags.flagd_file import init_flag_file
+    from warden.flagstore.flagd_file import init_flag_file
 
     return init_flag_file(path, flags if flags is not None else default_flags())
 

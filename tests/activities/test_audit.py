@@ -11,8 +11,8 @@ from sqlalchemy.exc import OperationalError
 from temporalio.testing import ActivityEnvironment
 
 from activities.audit import MAX_BATCH_EVENTS, AuditActivities
-from warden.audit import AuditStore
 from warden.models.audit import AuditBatch, AuditEvent, AuditQuery
+from warden.stores.audit import AuditStore
 
 
 def _event(release: str, n: int) -> AuditEvent:

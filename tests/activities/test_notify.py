@@ -8,9 +8,9 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.notify import NoticeActivities
 from tests.helpers import RecordingServer
-from warden.audit import AuditStore
 from warden.models.notice import Notice
 from warden.settings import Settings
+from warden.stores.audit import AuditStore
 
 
 def _notice(key: str = "release-x:run:rollback") -> Notice:

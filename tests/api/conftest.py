@@ -23,9 +23,9 @@ from temporalio.testing import WorkflowEnvironment
 from tests.conftest import free_port
 from tests.helpers import RecordingServer, plan_dict
 from warden.api import create_app
-from warden.governance import new_token
+from warden.runtime.worker import build_worker
 from warden.settings import Settings
-from worker import build_worker
+from warden.stores.governance import new_token
 
 #: Who is who in the governance file the tests write. alice starts releases and also sits on the
 #: board (so her own approval is refused by separation of duties, not by a missing permission).

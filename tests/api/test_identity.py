@@ -14,9 +14,9 @@ from temporalio.testing import WorkflowEnvironment
 from tests.api.conftest import Governance, api_plan, wait_for_status, waiting_at
 from tests.helpers import RecordingServer
 from warden.api import create_app
-from warden.governance import GovernanceStore
 from warden.models.governance import AccessGrant
 from warden.settings import Settings
+from warden.stores.governance import GovernanceStore
 
 
 async def _client(settings: Settings, env: WorkflowEnvironment) -> AsyncIterator[httpx.AsyncClient]:

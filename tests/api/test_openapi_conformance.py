@@ -21,8 +21,8 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.api.conftest import ApiFactory
 from warden.api import create_app
-from warden.governance import new_token
 from warden.settings import Settings
+from warden.stores.governance import new_token
 
 
 def _document() -> dict[str, Any]:

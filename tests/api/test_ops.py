@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
-from activities.flags.flagd_file import flag_file, init_flag_file
 from tests.api.conftest import (
     ApiFactory,
     Governance,
@@ -21,9 +20,10 @@ from tests.api.conftest import (
 )
 from tests.helpers import RecordingServer
 from warden.api.restore import captured_from_history, captured_from_status
+from warden.flagstore.flagd_file import flag_file, init_flag_file
 from warden.models.release import ReleaseStatus
+from warden.runtime.worker import build_worker
 from warden.settings import Settings
-from worker import build_worker
 
 
 async def _denials(

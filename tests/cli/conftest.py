@@ -18,8 +18,8 @@ import yaml
 from temporalio.testing import WorkflowEnvironment
 
 from tests.helpers import RecordingServer, plan_dict
+from warden.runtime.worker import build_worker
 from warden.settings import Settings
-from worker import build_worker
 
 WARDEN = str(Path(sys.executable).parent / "warden")
 

@@ -188,7 +188,7 @@ async def test_warden_api_serves_the_release_a_cli_started(
     import yaml
 
     from tests.conftest import free_port
-    from warden.governance import new_token
+    from warden.stores.governance import new_token
 
     version = _version()
     plan = cli.write_plan("plan.yaml", cli_plan(target.url, version))

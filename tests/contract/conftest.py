@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from activities.flags.flagd_file import init_flag_file
 from examples.support_desk.config import Build
 from examples.support_desk.flags import AI_SOLUTIONS, default_flags
 from examples.support_desk.launcher import SupportDeskProcess
+from warden.flagstore.flagd_file import init_flag_file
 
 
 def start_desk(

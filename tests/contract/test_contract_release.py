@@ -17,8 +17,8 @@ from warden.models.release import (
     ReleaseState,
     ReleaseStatus,
 )
+from warden.runtime.worker import build_worker
 from warden.settings import Settings
-from worker import build_worker
 from workflows.release import ReleaseWorkflow
 
 SUGGEST = "POST /solutions/suggest"

@@ -22,7 +22,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateRPCTimeoutOr
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
-from activities.flags.flagd_file import (
+from warden.flagstore.flagd_file import (
     SCHEMA_URL,
     apply_percent,
     boolean_flag,
@@ -31,8 +31,6 @@ from activities.flags.flagd_file import (
     percent_of,
     write_json_atomic,
 )
-from warden.audit import AuditStore
-from warden.devserver import is_listening, server_command
 from warden.models.audit import AuditEvent, AuditQuery
 from warden.models.plan import ReleasePlan, parse_plan
 from warden.models.release import (
@@ -43,7 +41,9 @@ from warden.models.release import (
     ReleaseResult,
     ReleaseStatus,
 )
+from warden.runtime.devserver import is_listening, server_command
 from warden.settings import Settings
+from warden.stores.audit import AuditStore
 from workflows.release import ReleaseWorkflow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -159,7 +159,7 @@ class WorkerProcess:
 
 
 class DevServerProcess:
-    """The embedded dev server exactly as Release Warden runs it (`warden.devserver`), on a fixed
+    """The embedded dev server exactly as Release Warden runs it (`warden.runtime.devserver`), on a fixed
     port and database file, so it can be stopped and started again over the same state."""
 
     def __init__(self, state_dir: Path, port: int) -> None:

@@ -3,7 +3,7 @@ waits at its sign-off gate and another bakes: both pick up where they were and f
 the worker that was running all along, flags exact and every audit event recorded once.
 
 The server is the embedded dev server exactly as Release Warden starts it
-(`warden.devserver.server_command`: fixed port, `--db-filename` in the state dir, the Warden
+(`warden.runtime.devserver.server_command`: fixed port, `--db-filename` in the state dir, the Warden
 search attributes). The first outage is a clean stop (SIGTERM) during a guarded bake, an
 activity running on the worker; the second a crash (SIGKILL) during an unguarded bake, a
 durable timer held by the server.

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from activities.flags.flagd_file import FlagdFileBackend
-from activities.flags.unleash import UnleashBackend
 from tests.harness import unleash as unleash_harness
 from tests.harness.postgres import PostgresCluster
 from tests.harness.unleash import UnleashAdmin, UnleashServer
+from warden.flagstore.flagd_file import FlagdFileBackend
+from warden.flagstore.unleash import UnleashBackend
 
 
 @pytest.fixture

@@ -11,11 +11,12 @@ import pytest_asyncio
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.flags import FlagActivities, FlagBackend
-from activities.flags.flagd_file import FlagdFileBackend, flag_file, init_flag_file
-from activities.flags.unleash import UnleashBackend
+from activities.flags import FlagActivities
 from tests.harness.unleash import UnleashAdmin, UnleashServer
 from tests.helpers import recording_server
+from warden.flagstore import FlagBackend
+from warden.flagstore.flagd_file import FlagdFileBackend, flag_file, init_flag_file
+from warden.flagstore.unleash import UnleashBackend
 from warden.models.flags import (
     FlagChange,
     FlagChangeInput,

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from activities.flags import FlagConfigError, FlagNotFound
-from activities.flags.flagd_file import (
+from warden.flagstore import FlagConfigError, FlagNotFound
+from warden.flagstore.flagd_file import (
     SCHEMA_URL,
     FlagdFileBackend,
     dump_flag_document,
@@ -372,7 +372,7 @@ async def test_a_write_that_fails_names_the_file_and_leaves_it_whole(
     import errno
     import os
 
-    from activities.flags import FlagBackendError
+    from warden.flagstore import FlagBackendError
 
     path = flag_file(tmp_path, "pilot")
     init_flag_file(path, {"ai.solutions": 0})

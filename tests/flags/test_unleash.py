@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from activities.flags import FlagBackendError, FlagConfigError, FlagNotFound, build_backend
-from activities.flags.unleash import UnleashBackend, parse_environment_map
 from tests.harness.unleash import UnleashAdmin, UnleashServer
 from tests.helpers import recording_server
+from warden.flagstore import FlagBackendError, FlagConfigError, FlagNotFound, build_backend
+from warden.flagstore.unleash import UnleashBackend, parse_environment_map
 from warden.models.flags import FlagState
 from warden.settings import Settings
 

@@ -11,13 +11,13 @@ from pydantic import SecretStr
 from temporalio.client import Client
 
 from activities.flags import FlagActivities
-from activities.flags.unleash import UnleashBackend
 from tests.harness.unleash import UnleashAdmin, UnleashServer
 from tests.helpers import plan_dict, recording_server
+from warden.flagstore.unleash import UnleashBackend
 from warden.models.plan import parse_plan
 from warden.models.release import DecisionRequest, ReleaseInput, ReleaseState
+from warden.runtime.worker import build_worker
 from warden.settings import Settings
-from worker import build_activities, build_worker
 from workflows.release import ReleaseWorkflow
 
 FLAG = "ai.solutions"
@@ -35,9 +35,8 @@ def _unleash_view(admin: UnleashAdmin) -> dict[str, Any]:
     }
 
 
-def _with_flag_activities(activities: list[Any], flags: FlagActivities) -> list[Any]:
-    kept = [a for a in activities if not isinstance(getattr(a, "__self__", None), FlagActivities)]
-    return kept + [
+def _flag_activities(flags: FlagActivities) -> list[Any]:
+    return [
         flags.check_flags,
         flags.snapshot_flags,
         flags.read_flags,
@@ -95,11 +94,12 @@ async def test_rejected_pilot_rolls_unleash_back_to_the_snapshot(
         plan = parse_plan(data)
         async with AsyncExitStack() as stack:
             stack.push_async_callback(backend.aclose)
-            activities = _with_flag_activities(
-                build_activities(settings, stack), FlagActivities(backend)
-            )
             async with build_worker(
-                client, unleash_settings, task_queue=task_queue, activities=activities
+                client,
+                unleash_settings,
+                task_queue=task_queue,
+                overrides=_flag_activities(FlagActivities(backend)),
+                stack=stack,
             ):
                 handle = await client.start_workflow(
                     ReleaseWorkflow.run,

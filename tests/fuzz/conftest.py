@@ -14,8 +14,8 @@ from temporalio.testing import WorkflowEnvironment
 from tests.fuzz.live import Live
 from tests.fuzz.support import PROFILE, TALLY
 from tests.helpers import RecordingServer
+from warden.runtime.worker import build_worker
 from warden.settings import Settings
-from worker import build_worker
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -14,9 +14,9 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 
 from tests.helpers import plan_dict
-from warden.devserver import find_binary
 from warden.models.plan import parse_plan
 from warden.models.release import ReleaseInput, ReleaseStatus
+from warden.runtime.devserver import find_binary
 from warden.settings import Settings
 from workflows.release import ReleaseWorkflow
 

@@ -33,8 +33,8 @@ from tests.fuzz.payloads import RAW_ENCODINGS, Payload, access_payloads, release
 from tests.fuzz.support import TALLY, draw_cases, examples
 from tests.helpers import RecordingServer
 from warden.models.governance import AccessChangeRequest, AccessChangeStatus
+from warden.runtime.worker import build_worker
 from warden.settings import Settings
-from worker import build_worker
 from workflows.access import AccessChangeWorkflow
 
 GOVERNANCE = {

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from activities.http import new_client
 from activities.metrics import ManualClock, MeasureContext, MetricError
 from activities.metrics.providers import HttpJsonProvider
 from tests.helpers import recording_server
+from warden.http import new_client
 from warden.models.metrics import HttpJsonQuery
 
 DOCUMENT = {

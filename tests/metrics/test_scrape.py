@@ -10,7 +10,6 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from activities.http import new_client
 from activities.metrics import (
     ManualClock,
     MeasureContext,
@@ -21,6 +20,7 @@ from activities.metrics import (
 from activities.metrics.providers import ScrapeProvider
 from tests.helpers import recording_server
 from tests.metrics.support import SupportDeskMetrics, Traffic, checks_input, serving
+from warden.http import new_client
 from warden.models.metrics import (
     CheckAction,
     ChecksOutcome,

@@ -15,13 +15,13 @@ from typing import Any
 import pytest_asyncio
 from temporalio.client import Client
 
-from activities.flags.flagd_file import flag_file, init_flag_file
 from activities.metrics import ManualClock, MetricActivities
 from tests.metrics.support import ScriptedProvider
+from warden.flagstore.flagd_file import flag_file, init_flag_file
 from warden.models.plan import ReleasePlan, parse_plan
 from warden.models.release import ReleaseInput, ReleaseResult, ReleaseState, ReleaseStatus
+from warden.runtime.worker import build_worker
 from warden.settings import Settings
-from worker import build_activities, build_worker
 from workflows.release import ReleaseWorkflow
 
 OK, BAD = 0.01, 0.5
@@ -38,14 +38,12 @@ class GuardedWorker:
     async def release(self, plan: ReleasePlan) -> tuple[ReleaseResult, ReleaseStatus, int]:
         """Run `plan` to its end; the result, the final status and the history's event count."""
         async with AsyncExitStack() as stack:
-            activities = [
-                fn
-                for fn in build_activities(self.settings, stack)
-                if not isinstance(getattr(fn, "__self__", None), MetricActivities)
-            ]
-            activities.append(self.metrics.run_checks)
             async with build_worker(
-                self.client, self.settings, task_queue=self.task_queue, activities=activities
+                self.client,
+                self.settings,
+                task_queue=self.task_queue,
+                overrides=[self.metrics.run_checks],
+                stack=stack,
             ):
                 handle = await self.client.start_workflow(
                     ReleaseWorkflow.run,

@@ -23,25 +23,19 @@ from tests.helpers import RecordingServer
 from tests.metrics.support import ScriptedProvider
 from tests.replay.scenarios import SCENARIOS, Scenario
 from tests.workflows.test_governance import GOVERNANCE
-from warden.devserver import find_binary
+from warden.runtime.devserver import find_binary
+from warden.runtime.worker import build_worker
 from warden.settings import Settings
-from worker import build_activities, build_worker
 
 HISTORIES = Path(__file__).parent / "histories"
 
 
-def activities(scenario: Scenario, settings: Settings, stack: AsyncExitStack) -> list[Any] | None:
-    """The worker's activities; None (the defaults) unless the scenario scripts its metrics."""
+def overrides(scenario: Scenario) -> list[Any]:
+    """Scripted metric answers in place of `run_checks`, for the scenarios that have them."""
     if scenario.metrics is None:
-        return None
+        return []
     provider = ScriptedProvider({name: list(answers) for name, answers in scenario.metrics.items()})
-    metrics = MetricActivities({"prometheus": provider}, clock=ManualClock())
-    found = [
-        fn
-        for fn in build_activities(settings, stack)
-        if not isinstance(getattr(fn, "__self__", None), MetricActivities)
-    ]
-    return [*found, metrics.run_checks]
+    return [MetricActivities({"prometheus": provider}, clock=ManualClock()).run_checks]
 
 
 async def main(names: list[str]) -> None:
@@ -65,7 +59,7 @@ async def main(names: list[str]) -> None:
                     worker = build_worker(
                         env.client,
                         settings,
-                        activities=activities(scenario, settings, stack),
+                        overrides=overrides(scenario),
                         stack=stack,
                     )
                     async with worker:

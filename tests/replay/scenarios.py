@@ -15,10 +15,10 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from activities.flags.flagd_file import flag_file, init_flag_file
 from examples.support_desk.flags import AI_SOLUTIONS, default_flags
 from examples.support_desk.launcher import SupportDeskProcess
 from tests.helpers import plan_dict
+from warden.flagstore.flagd_file import flag_file, init_flag_file
 from warden.models.flags import FlagOperation
 from warden.models.governance import AccessChangeRequest, AccessDecision
 from warden.models.plan import parse_plan
@@ -29,7 +29,7 @@ from warden.models.release import (
     ReleaseInput,
     ReleaseState,
 )
-from warden.releases import ReleaseService, RequestRefused
+from warden.services.releases import ReleaseService, RequestRefused
 from warden.settings import Settings
 from workflows.access import AccessChangeWorkflow
 from workflows.flags import FlagChangeWorkflow

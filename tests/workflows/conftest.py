@@ -15,12 +15,12 @@ import pytest_asyncio
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from activities.flags.flagd_file import flag_file, init_flag_file
 from tests.helpers import RecordingServer, plan_dict
+from warden.flagstore.flagd_file import flag_file, init_flag_file
 from warden.models.plan import ReleasePlan, parse_plan
 from warden.models.release import ReleaseInput, ReleaseResult, ReleaseStatus
+from warden.runtime.worker import build_worker
 from warden.settings import Settings
-from worker import build_worker
 from workflows.release import ReleaseWorkflow
 
 

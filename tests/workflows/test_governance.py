@@ -14,14 +14,14 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from tests.helpers import RecordingServer, plan_dict
-from warden.audit import AuditStore
-from warden.governance import GovernanceStore, effective_roles, load_governance
 from warden.models.audit import AuditQuery
 from warden.models.governance import AccessChangeRequest, AccessDecision
 from warden.models.plan import parse_plan
 from warden.models.release import ChecklistKey, ItemStatus, ReleaseInput, ReleaseState
+from warden.runtime.worker import build_worker
 from warden.settings import Settings
-from worker import build_worker
+from warden.stores.audit import AuditStore
+from warden.stores.governance import GovernanceStore, effective_roles, load_governance
 from workflows.access import AccessChangeWorkflow
 from workflows.release import ReleaseWorkflow
 

@@ -8,11 +8,11 @@ import uuid
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
-from activities.flags.flagd_file import flag_file, init_flag_file
-from warden.audit import AuditStore
+from warden.flagstore.flagd_file import flag_file, init_flag_file
 from warden.models.audit import AuditQuery
 from warden.models.flags import FlagOperation, FlagReadRequest
 from warden.settings import Settings
+from warden.stores.audit import AuditStore
 from workflows.flags import FlagChangeWorkflow, FlagReadWorkflow
 
 

@@ -10,7 +10,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from tests.workflows.conftest import Releases, waiting_at
-from warden.audit import AuditStore
 from warden.models.audit import AuditQuery
 from warden.models.release import (
     AbortRequest,
@@ -21,6 +20,7 @@ from warden.models.release import (
     ReleaseState,
     StageState,
 )
+from warden.stores.audit import AuditStore
 from workflows.release import ReleaseWorkflow
 
 STAGES = ["dev", "staging", "pilot", "production"]

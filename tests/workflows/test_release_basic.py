@@ -8,8 +8,8 @@ from temporalio.client import Client
 from tests.helpers import plan_dict, recording_server
 from warden.models.plan import parse_plan
 from warden.models.release import DecisionRequest, ReleaseInput, ReleaseState
+from warden.runtime.worker import build_worker
 from warden.settings import Settings
-from worker import build_worker
 from workflows.release import ReleaseWorkflow
 
 

@@ -13,15 +13,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from warden.api.errors import ApiError
-from warden.governance import (
+from warden.models.governance import USER_PATTERN, GovernanceFile
+from warden.settings import Settings
+from warden.stores.governance import (
     GovernanceError,
     GovernanceStore,
     Principal,
     load_governance,
     principal_for_token,
 )
-from warden.models.governance import USER_PATTERN, GovernanceFile
-from warden.settings import Settings
 
 DEV_USER_HEADER = "x-warden-user"
 _USER = re.compile(USER_PATTERN)

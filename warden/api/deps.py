@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from warden.api.auth import DEV_USER_HEADER, Unauthenticated
 from warden.api.errors import ApiError
 from warden.api.state import ApiState, api_state
-from warden.governance import Principal
+from warden.stores.governance import Principal
 
 bearer = HTTPBearer(
     auto_error=False,

@@ -17,9 +17,9 @@ from starlette.types import Scope
 from temporalio.service import RPCError, RPCStatusCode
 
 from warden.api.models import ErrorBody, ErrorDetail, FieldProblem
-from warden.client import TemporalUnavailable
 from warden.models.plan import PlanError
-from warden.releases import RequestRefused, WardenError
+from warden.runtime.client import TemporalUnavailable
+from warden.services.releases import RequestRefused, WardenError
 
 log = logging.getLogger("warden.api")
 

@@ -16,7 +16,7 @@ from typing import Literal
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from activities.flags import FlagBackend, FlagBackendError, FlagConfigError
+from warden.flagstore import FlagBackend, FlagBackendError, FlagConfigError
 from warden.models.flags import FlagChangeInput, FlagSnapshot, FlagState
 from warden.models.release import ReleaseState, ReleaseStatus
 

@@ -16,11 +16,11 @@ from temporalio.client import Client
 
 from warden.api.auth import Authenticator
 from warden.api.metrics import ApiMetrics
-from warden.audit import AuditStore
-from warden.governance import GovernanceStore
 from warden.models.audit import AuditEvent
-from warden.releases import NoWorker, ReleaseService
+from warden.services.releases import NoWorker, ReleaseService
 from warden.settings import Settings
+from warden.stores.audit import AuditStore
+from warden.stores.governance import GovernanceStore
 
 log = logging.getLogger("warden.api")
 
@@ -42,8 +42,8 @@ class TemporalLink:
             return self._client
         async with self._lock:
             if self._client is None:
-                from warden.background import ensure_worker
-                from warden.client import connect
+                from warden.runtime.background import ensure_worker
+                from warden.runtime.client import connect
 
                 client = await connect(self.settings)
                 try:

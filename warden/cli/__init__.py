@@ -19,9 +19,9 @@ from warden.cli.common import EXIT_INVALID, EXIT_UNAVAILABLE
 from warden.cli.plan import plan
 from warden.cli.release import release
 from warden.cli.server import demo, server, worker
-from warden.client import TemporalUnavailable
 from warden.models.plan import PlanError, format_validation_error
-from warden.releases import WardenError
+from warden.runtime.client import TemporalUnavailable
+from warden.services.releases import WardenError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -37,7 +37,7 @@ def api(host: str | None, port: int | None, log_level: str) -> None:
 
     from warden.api import create_app
     from warden.api.auth import dev_identity_allowed
-    from warden.governance import GovernanceError, load_governance
+    from warden.stores.governance import GovernanceError, load_governance
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -26,8 +26,8 @@ from warden.settings import Settings
 
 
 async def _client(settings: Settings) -> Any:
-    from warden.background import ensure_worker
-    from warden.client import connect
+    from warden.runtime.background import ensure_worker
+    from warden.runtime.client import connect
 
     client = await connect(settings)
     await ensure_worker(client, settings)
@@ -209,7 +209,7 @@ def show(envs: tuple[str, ...], flag_keys: tuple[str, ...], as_json: bool) -> No
 )
 def init(envs: tuple[str, ...], flag_specs: tuple[str, ...]) -> None:
     """Create flagd flag files for the embedded flag backend (existing files are left alone)."""
-    from activities.flags.flagd_file import flag_file, init_flag_file
+    from warden.flagstore.flagd_file import flag_file, init_flag_file
 
     settings = load_settings()
     if settings.flag_backend != "flagd-file":
@@ -404,7 +404,7 @@ def governance() -> None:
 @click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def governance_validate(path: Path | None) -> None:
     """Check a governance file (default: WARDEN_GOVERNANCE_FILE)."""
-    from warden.governance import GovernanceError, load_governance
+    from warden.stores.governance import GovernanceError, load_governance
 
     settings = load_settings()
     path = path or settings.governance_file
@@ -424,7 +424,12 @@ def governance_validate(path: Path | None) -> None:
 @json_option
 def governance_show(as_json: bool) -> None:
     """Users with their effective roles (file + approved access changes) and the sign-off state."""
-    from warden.governance import GovernanceError, GovernanceStore, effective_roles, load_governance
+    from warden.stores.governance import (
+        GovernanceError,
+        GovernanceStore,
+        effective_roles,
+        load_governance,
+    )
 
     settings = load_settings()
     if settings.governance_file is None:
@@ -504,7 +509,7 @@ def token() -> None:
 @click.option("--user", required=True)
 def token_new(user: str) -> None:
     """Make a token: give the token to the user, put the hash in the governance file."""
-    from warden.governance import new_token
+    from warden.stores.governance import new_token
 
     secret, digest = new_token()
     click.echo(f"token for {user}: {secret}")
@@ -582,7 +587,7 @@ def export(
     output: Path | None,
 ) -> None:
     """Export audit events as CSV or JSON lines."""
-    from warden.audit import AuditStore, to_csv
+    from warden.stores.audit import AuditStore, to_csv
 
     settings = load_settings()
     events = AuditStore(settings.audit_url).query(
@@ -608,7 +613,7 @@ def audit_list(
     limit: int,
 ) -> None:
     """Audit events as a table."""
-    from warden.audit import AuditStore
+    from warden.stores.audit import AuditStore
 
     settings = load_settings()
     events = AuditStore(settings.audit_url).query(

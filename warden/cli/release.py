@@ -28,13 +28,13 @@ from warden.models.release import (
     DecisionRequest,
     ReleaseStatus,
 )
-from warden.releases import ReleaseService, WardenError, check_trace_id
+from warden.services.releases import ReleaseService, WardenError, check_trace_id
 from warden.settings import Settings
 
 
 async def connect_service(settings: Settings, *, need_worker: bool = True) -> ReleaseService:
-    from warden.background import ensure_worker
-    from warden.client import connect
+    from warden.runtime.background import ensure_worker
+    from warden.runtime.client import connect
 
     client = await connect(settings)
     if need_worker:

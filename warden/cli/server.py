@@ -14,7 +14,7 @@ def server(ctx: click.Context, ui: bool) -> None:
     """Run the embedded Temporal dev server (loopback only, state in <state dir>/temporal.db)."""
     if ctx.invoked_subcommand is not None:
         return
-    from warden import devserver
+    from warden.runtime import devserver
 
     settings = load_settings()
     if not settings.embedded:
@@ -36,8 +36,8 @@ def server(ctx: click.Context, ui: bool) -> None:
 @server.command()
 def stop() -> None:
     """Stop the background server and worker that the CLI started."""
-    from warden import devserver
-    from warden.background import stop_worker
+    from warden.runtime import devserver
+    from warden.runtime.background import stop_worker
 
     settings = load_settings()
     worker_stopped = stop_worker(settings)
@@ -50,8 +50,8 @@ def stop() -> None:
 @server.command(name="status")
 def server_status() -> None:
     """Is the embedded server listening, and is a background worker running?"""
-    from warden import devserver
-    from warden.background import background_worker_pid
+    from warden.runtime import devserver
+    from warden.runtime.background import background_worker_pid
 
     settings = load_settings()
     listening = devserver.is_listening("127.0.0.1", settings.dev_server_port)
@@ -66,7 +66,7 @@ def server_status() -> None:
 @click.command()
 def worker() -> None:
     """Run a worker (same as `python worker.py`)."""
-    import worker as worker_module
+    from warden.runtime import worker as worker_module
 
     worker_module.main()
 

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 import httpx
 
-from activities.http import trace_headers
 from activities.smoke import resolve_url
+from warden.http import trace_headers
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from activities.flags.flagd_file import FlagdFileBackend, init_flag_file
 from examples.support_desk.app import create_app
 from examples.support_desk.config import DeskConfig
 from examples.support_desk.flags import default_flags
+from warden.flagstore.flagd_file import FlagdFileBackend, init_flag_file
 
 
 @pytest.fixture

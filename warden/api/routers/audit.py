@@ -23,9 +23,9 @@ from warden.api.models import ID_PATTERN, AuditEventPost
 from warden.api.responses import errors
 from warden.api.state import ApiState, api_state
 from warden.api.strict import IsoDatetime
-from warden.audit import AuditStore, audit_events, to_csv
-from warden.audit import _event as row_to_event
 from warden.models.audit import AuditBatch, AuditEvent, AuditQuery
+from warden.stores.audit import AuditStore, audit_events, to_csv
+from warden.stores.audit import _event as row_to_event
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 

@@ -14,15 +14,15 @@ import yaml
 from fastapi import APIRouter, Body, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from activities.flags.flagd_file import flag_file, init_flag_file
 from warden.api.deps import gate, ops_call
 from warden.api.models import ReleaseStarted, SeedCreate
 from warden.api.responses import errors
 from warden.api.routers.releases import start_release
 from warden.api.state import api_state
-from warden.governance import Principal
+from warden.flagstore.flagd_file import flag_file, init_flag_file
 from warden.models.plan import PlanError, ReleasePlan, expand_env, parse_plan
 from warden.settings import Settings
+from warden.stores.governance import Principal
 
 router = APIRouter(prefix="/dev", tags=["dev"])
 

@@ -16,7 +16,6 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from activities.flags import build_backend
 from warden.api.deps import gate, ops_call
 from warden.api.errors import NO_ANSWER, ApiError
 from warden.api.models import (
@@ -36,8 +35,9 @@ from warden.api.restore import (
     restore_captured,
 )
 from warden.api.state import api_state
-from warden.governance import Principal
-from warden.releases import NoWorker
+from warden.flagstore import build_backend
+from warden.services.releases import NoWorker
+from warden.stores.governance import Principal
 
 router = APIRouter(prefix="/ops", tags=["ops"])
 

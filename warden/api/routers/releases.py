@@ -29,7 +29,6 @@ from warden.api.models import (
 )
 from warden.api.responses import errors
 from warden.api.state import ApiState, api_state
-from warden.governance import Principal
 from warden.models.plan import ReleasePlan
 from warden.models.release import (
     AbortRequest,
@@ -39,7 +38,8 @@ from warden.models.release import (
     DecisionRequest,
     ReleaseStatus,
 )
-from warden.releases import RequestRefused
+from warden.services.releases import RequestRefused
+from warden.stores.governance import Principal
 
 router = APIRouter(prefix="/releases", tags=["releases"])
 

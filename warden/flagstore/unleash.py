@@ -25,8 +25,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
-from activities.flags.backend import FlagBackend, FlagBackendError, FlagConfigError, FlagNotFound
-from activities.http import trace_headers
+from warden.flagstore.backend import FlagBackend, FlagBackendError, FlagConfigError, FlagNotFound
+from warden.http import trace_headers
 from warden.models.flags import FlagChangeResult, FlagState
 from warden.settings import Settings
 

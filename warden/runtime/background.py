@@ -14,7 +14,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from warden import devserver
+from warden.runtime import devserver
 from warden.settings import Settings
 
 RECENT_POLL = timedelta(seconds=30)

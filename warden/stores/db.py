@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-log = logging.getLogger("warden.db")
+log = logging.getLogger("warden.stores.db")
 
 metadata = MetaData()
 

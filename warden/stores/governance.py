@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from sqlalchemy import Boolean, Column, DateTime, String, Table, Text, select
 from sqlalchemy.engine import Engine
 
-from warden.db import insert_for, make_engine, metadata
 from warden.models.governance import AccessGrant, ConfigSignoff, GovernanceFile
+from warden.stores.db import insert_for, make_engine, metadata
 
 access_grants = Table(
     "access_grants",

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from sqlalchemy import Column, DateTime, Index, String, Table, Text, func, select
 from sqlalchemy.engine import Engine
 
-from warden.db import insert_for, make_engine, metadata
 from warden.models.audit import AuditEvent, AuditQuery
+from warden.stores.db import insert_for, make_engine, metadata
 
 audit_events = Table(
     "audit_events",

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from activities.flags.backend import FlagBackend, FlagBackendError, FlagConfigError, FlagNotFound
+from warden.flagstore.backend import FlagBackend, FlagBackendError, FlagConfigError, FlagNotFound
 from warden.models.flags import FlagChangeResult, FlagState
 
 SCHEMA_URL = "https://flagd.dev/schema/v0/flags.json"

@@ -6,7 +6,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import TLSConfig
 
-from warden import devserver
+from warden.runtime import devserver
 from warden.settings import Settings
 
 

@@ -1,0 +1,1 @@
+"""Running Release Warden: the Temporal client factory, the embedded dev server, the worker."""

@@ -10,7 +10,7 @@ with the audit local activity.
 The bare workflow (`BareStagedWorkflow`) makes exactly those calls, in the same order, with the
 same options from `workflows.policies` and the same input types, and nothing else: no status
 model, timeline, checklist, memo upserts, query or update handlers. Both run on one worker (the
-worker `worker.build_worker` builds, with the bare workflow registered beside the release
+worker `warden.runtime.worker.build_worker` builds, with the bare workflow registered beside the release
 workflows), in this process, against one dev server, interleaved run by run. Wall time is from
 `start_workflow` to the result arriving at the client. Target: release / bare ≤ 1.25.
 

@@ -6,7 +6,7 @@ Plan (each release its own version): two stages —
 So a release parks after: release.started audit, governance check (a production stage is in the
 plan), stage.started audit, signoff.requested audit, the sign-off notice activity, a timer.
 
-Measured, with the worker in a separate process (`worker.build_worker`'s worker, or the same
+Measured, with the worker in a separate process (`warden.runtime.worker.build_worker`'s worker, or the same
 with the options under test) so its RSS is its own:
 - RSS of the worker process with every release parked (target ≤ 300 MB), and its peak;
 - after `execute_update(approve)` by carol then dave for every release (`--concurrency`
@@ -498,7 +498,10 @@ async def measure(
 
 
 def describe_options(options: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in options.items()) or "as `worker.build_worker` builds it"
+    return (
+        ", ".join(f"{k}={v}" for k, v in options.items())
+        or "as `warden.runtime.worker.build_worker` builds it"
+    )
 
 
 async def run(

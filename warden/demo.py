@@ -184,6 +184,7 @@ class Demo:
     async def _run_scenario(
         self, client: Any, settings: Settings, scenario: Scenario, processes: ExitStack
     ) -> tuple[ReleaseStatus, list[str]]:
+        from warden.runtime.client import TemporalLink
         from warden.services.releases import ReleaseService
 
         say("")
@@ -198,7 +199,7 @@ class Demo:
                 env: (settings.flags_path / f"{env}.flagd.json").read_bytes() for env in STAGES
             }
             plan = self._plan(scenario, urls)
-            service = ReleaseService(client, settings)
+            service = ReleaseService(TemporalLink(settings, client))
             handle = await service.start(plan, "alice", rerun=True)
             say(f"· started {handle.id} as alice (plan examples/plans/{scenario.plan})")
             if scenario is self.scenarios[0]:

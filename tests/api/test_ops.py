@@ -19,10 +19,10 @@ from tests.api.conftest import (
     waiting_at,
 )
 from tests.helpers import RecordingServer
-from warden.api.restore import captured_from_history, captured_from_status
 from warden.flagstore.flagd_file import flag_file, init_flag_file
 from warden.models.release import ReleaseStatus
 from warden.runtime.worker import build_worker
+from warden.services.flags import captured_from_history, captured_from_status
 from warden.settings import Settings
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import click
 from hypothesis import strategies as st
 
-from warden.cli import _register_optional, cli
+from warden.cli import cli
 
 #: Commands that run servers or demos until stopped: not for a fuzzer.
 LONG_RUNNING = {("demo",), ("worker",), ("api",)}
@@ -20,7 +20,6 @@ REPORTS_ON_STDOUT = {("server", "status")}
 
 
 def _commands() -> list[tuple[tuple[str, ...], click.Command]]:
-    _register_optional()
     found: list[tuple[tuple[str, ...], click.Command]] = []
 
     def walk(group: click.Group, prefix: tuple[str, ...]) -> None:

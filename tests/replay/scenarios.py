@@ -29,6 +29,7 @@ from warden.models.release import (
     ReleaseInput,
     ReleaseState,
 )
+from warden.runtime.client import TemporalLink
 from warden.services.releases import ReleaseService, RequestRefused
 from warden.settings import Settings
 from workflows.access import AccessChangeWorkflow
@@ -53,7 +54,7 @@ class Scenario:
 
     run: Run
     governed: bool = False
-    metrics: Mapping[str, Sequence[float]] | None = None
+    metrics: Mapping[str, Sequence[float | None]] | None = None
 
 
 async def _until(
@@ -303,11 +304,11 @@ async def committee_signoff(
     }
     handle = await _start(env, parse_plan(data), task_queue)
     await _until(handle, env, _waiting("pilot"))
-    service = ReleaseService(env.client, settings)
+    service = ReleaseService(TemporalLink(settings, env.client))
     try:
         await service.approve(handle.id, DecisionRequest(stage="pilot", user="grace"))
     except RequestRefused as refused:
-        assert refused.kind == "NotAMember", refused
+        assert refused.code == "NotAMember", refused
     else:
         raise AssertionError("grace is not on the release board, yet her approval counted")
     for user in ("carol", "carol", "erin"):
@@ -354,6 +355,25 @@ async def paused_resumed(
     return handle
 
 
+async def checks_inconclusive(
+    env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str
+) -> WorkflowHandle[Any, Any]:
+    """No metric value on the first run: the release pauses itself, then passes once resumed."""
+    _init_flags(settings, "dev")
+    data = plan_dict(base_url, version="1.9.0", flags=["ai.solutions"])
+    data["stages"] = data["stages"][:1]
+    data["stages"][0]["flags"] = [{"flag": "ai.solutions"}]
+    data["stages"][0]["checks"] = [_error_rate(phases=["pre"])]
+    handle = await _start(env, parse_plan(data), task_queue)
+    await _until(handle, env, lambda s: s.state == ReleaseState.PAUSED)
+    await handle.execute_update(
+        ReleaseWorkflow.resume, ControlRequest(user="bob", reason="metrics are back")
+    )
+    result = await handle.result()
+    assert result.outcome == ReleaseState.PROMOTED, result
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
     "release_promoted": Scenario(promoted),
     "release_rolled_back": Scenario(rolled_back),
@@ -371,6 +391,9 @@ SCENARIOS: dict[str, Scenario] = {
     "release_committee_signoff": Scenario(committee_signoff, governed=True),
     "release_signoff_expired": Scenario(signoff_expired),
     "release_paused_resumed": Scenario(paused_resumed),
+    "release_checks_inconclusive": Scenario(
+        checks_inconclusive, metrics={"external-api-error-rate": [None, OK]}
+    ),
 }
 
 

@@ -115,6 +115,12 @@ CLAIMS = {
         frozenset({"apply_flag_change"}),
         updates=("pause", "resume", "approve", "approve"),
     ),
+    "release_checks_inconclusive": Claim(
+        ReleaseState.PROMOTED,
+        "promoted",
+        frozenset({"run_checks", "send_notice"}),
+        updates=("resume",),
+    ),
 }
 
 
@@ -176,3 +182,10 @@ def test_the_expired_signoff_escalates_before_the_deadline() -> None:
         "rollback-completed",
         "finished",
     ]
+
+
+def test_an_inconclusive_check_pauses_announces_and_runs_again() -> None:
+    found = recorded("release_checks_inconclusive")
+    assert [c.phase for c in found.inputs("run_checks", ChecksInput)] == ["pre", "pre"]
+    keys = [_decode(p, dict)["key"] for n, p in found.activities if n == "send_notice"]
+    assert [k.split(":", 2)[2] for k in keys] == ["auto-pause:1"]

@@ -59,6 +59,10 @@ async def test_promoted_release_walks_every_stage_and_audits_it(releases: Releas
     assert "carol" in pilot.item(ChecklistKey.SIGNOFF).evidence
     assert all(s.state == StageState.PROMOTED for s in status.stages)
     assert all(s.smoke and s.smoke.passed for s in status.stages)
+    # The timeline tells it in order: the deciding approval, then the sign-off it completed.
+    timeline = [(e.action, e.user) for e in status.timeline]
+    assert timeline.index(("signoff.approval", "dave")) < timeline.index(("signoff.approved", None))
+    assert timeline.index(("signoff.approved", None)) < timeline.index(("release.finished", None))
 
     rows = AuditStore(releases.settings.audit_url).query(AuditQuery(releaseId=plan.release_id))
     actions = [r.action for r in rows]

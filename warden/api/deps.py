@@ -19,6 +19,9 @@ from starlette.concurrency import run_in_threadpool
 from warden.api.auth import DEV_USER_HEADER, Unauthenticated
 from warden.api.errors import ApiError
 from warden.api.state import ApiState, api_state
+from warden.services.audit import AuditService
+from warden.services.flags import FlagService
+from warden.services.releases import ReleaseService
 from warden.stores.governance import Principal
 
 bearer = HTTPBearer(
@@ -87,6 +90,23 @@ def require(permission: str) -> Callable[..., Awaitable[Principal]]:
     dependency.__name__ = f"require_{permission.replace('.', '_')}"
     return dependency
 
+
+def _releases(request: Request) -> ReleaseService:
+    return api_state(request).releases()
+
+
+def _flags(request: Request) -> FlagService:
+    return api_state(request).flags()
+
+
+def _audit_trail(request: Request) -> AuditService:
+    return api_state(request).audit_trail()
+
+
+#: The services a route works through; none of them contacts anything until it is used.
+Releases = Annotated[ReleaseService, Depends(_releases)]
+Flags = Annotated[FlagService, Depends(_flags)]
+AuditTrail = Annotated[AuditService, Depends(_audit_trail)]
 
 CanViewReleases = Annotated[Principal, Depends(require("release.view"))]
 CanStartReleases = Annotated[Principal, Depends(require("release.start"))]

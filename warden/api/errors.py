@@ -17,15 +17,24 @@ from starlette.types import Scope
 from temporalio.service import RPCError, RPCStatusCode
 
 from warden.api.models import ErrorBody, ErrorDetail, FieldProblem
+from warden.errors import Kind, WardenError
 from warden.models.plan import PlanError
-from warden.runtime.client import TemporalUnavailable
-from warden.services.releases import RequestRefused, WardenError
+from warden.runtime.client import NO_ANSWER
 
 log = logging.getLogger("warden.api")
 
 
-#: A query or update the client gave up on: on a live server, nobody polled the task queue.
-NO_ANSWER = (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED)
+#: Each kind of error (`warden.errors.Kind`) answered with one status.
+HTTP_STATUS: dict[Kind, int] = {
+    Kind.INVALID: 400,
+    Kind.NOT_FOUND: 404,
+    Kind.CONFLICT: 409,
+    Kind.REFUSED: 409,
+    Kind.UNAUTHENTICATED: 401,
+    Kind.FORBIDDEN: 403,
+    Kind.UNAVAILABLE: 503,
+    Kind.BACKEND_FAILED: 502,
+}
 
 
 class ApiError(Exception):
@@ -119,19 +128,11 @@ def install_error_handlers(app: FastAPI) -> None:
         ]
         return error_response(request, 422, "ValidationError", str(exc), fields=problems)
 
-    @app.exception_handler(RequestRefused)
-    async def _refused(request: Request, exc: RequestRefused) -> JSONResponse:
-        return error_response(request, exc.http_status, exc.kind, str(exc))
-
     @app.exception_handler(WardenError)
     async def _warden(request: Request, exc: WardenError) -> JSONResponse:
-        return error_response(request, exc.http_status, type(exc).__name__, str(exc))
-
-    @app.exception_handler(TemporalUnavailable)
-    async def _temporal(request: Request, exc: TemporalUnavailable) -> JSONResponse:
-        return error_response(
-            request, 503, "TemporalUnavailable", str(exc), headers={"Retry-After": "5"}
-        )
+        status = HTTP_STATUS[exc.kind]
+        headers = {"Retry-After": "5"} if status == 503 else None
+        return error_response(request, status, exc.code, str(exc), headers=headers)
 
     @app.exception_handler(RPCError)
     async def _rpc(request: Request, exc: RPCError) -> JSONResponse:

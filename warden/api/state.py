@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import uuid
@@ -17,51 +16,15 @@ from temporalio.client import Client
 from warden.api.auth import Authenticator
 from warden.api.metrics import ApiMetrics
 from warden.models.audit import AuditEvent
-from warden.services.releases import NoWorker, ReleaseService
+from warden.runtime.client import TemporalLink
+from warden.services.audit import AuditService
+from warden.services.flags import FlagService
+from warden.services.releases import ReleaseService
 from warden.settings import Settings
 from warden.stores.audit import AuditStore
 from warden.stores.governance import GovernanceStore
 
 log = logging.getLogger("warden.api")
-
-
-class TemporalLink:
-    """The Temporal client: the one given, or connected on first need (and again after a failure)."""
-
-    def __init__(self, settings: Settings, client: Client | None) -> None:
-        self.settings = settings
-        self._client = client
-        self._lock = asyncio.Lock()
-
-    @property
-    def connected(self) -> bool:
-        return self._client is not None
-
-    async def client(self) -> Client:
-        if self._client is not None:
-            return self._client
-        async with self._lock:
-            if self._client is None:
-                from warden.runtime.background import ensure_worker
-                from warden.runtime.client import connect
-
-                client = await connect(self.settings)
-                try:
-                    # One machine: like the CLI, start a background worker when none polls.
-                    await ensure_worker(client, self.settings)
-                except RuntimeError as exc:
-                    raise NoWorker(str(exc)) from None
-                self._client = client
-            return self._client
-
-    async def health(self) -> str:
-        if self._client is None:
-            return "not connected"
-        try:
-            await asyncio.wait_for(self._client.service_client.check_health(), timeout=3)
-        except Exception as exc:  # health reports any failure, it never raises
-            return f"unreachable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-        return "ok"
 
 
 class ApiState:
@@ -89,8 +52,14 @@ class ApiState:
                 self._grants = GovernanceStore(self.settings.audit_url)
             return self._grants
 
-    async def releases(self) -> ReleaseService:
-        return ReleaseService(await self.temporal.client(), self.settings)
+    def releases(self) -> ReleaseService:
+        return ReleaseService(self.temporal)
+
+    def flags(self) -> FlagService:
+        return FlagService(self.temporal)
+
+    def audit_trail(self) -> AuditService:
+        return AuditService(self.audit)
 
     async def record(
         self,

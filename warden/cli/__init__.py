@@ -15,13 +15,18 @@ from pydantic import ValidationError
 from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from warden.cli.common import EXIT_INVALID, EXIT_UNAVAILABLE
+from warden.cli.access import access
+from warden.cli.api import api
+from warden.cli.audit import audit
+from warden.cli.common import EXIT_CODES, EXIT_INVALID, EXIT_UNAVAILABLE
+from warden.cli.flags import flags
+from warden.cli.governance import governance
 from warden.cli.plan import plan
 from warden.cli.release import release
 from warden.cli.server import demo, server, worker
+from warden.cli.token import token
+from warden.errors import WardenError
 from warden.models.plan import PlanError, format_validation_error
-from warden.runtime.client import TemporalUnavailable
-from warden.services.releases import WardenError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -30,19 +35,8 @@ def cli() -> None:
     """Release Warden: staged releases that prove themselves safe at every stage."""
 
 
-cli.add_command(plan)
-cli.add_command(release)
-cli.add_command(server)
-cli.add_command(worker)
-cli.add_command(demo)
-
-
-def _register_optional() -> None:
-    """Command groups that belong to later-loaded features (flags, audit, access)."""
-    from warden.cli import extra
-
-    for command in extra.commands():
-        cli.add_command(command)
+for command in (plan, release, flags, access, governance, token, audit, server, worker, api, demo):
+    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -56,7 +50,6 @@ def main(argv: list[str] | None = None) -> None:
 
 def run_cli(argv: list[str] | None = None) -> int:
     """Run one command and return its exit code; every error becomes one readable line."""
-    _register_optional()
     try:
         code = cli.main(args=argv, prog_name="warden", standalone_mode=False)
     except SystemExit as exc:
@@ -77,10 +70,8 @@ def run_cli(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             click.echo(f"{exc.source}: {problem}", err=True)
         code = EXIT_INVALID
-    except TemporalUnavailable as exc:
-        code = _report(str(exc), EXIT_UNAVAILABLE)
     except WardenError as exc:
-        code = _report(str(exc), exc.exit_code)
+        code = _report(str(exc), EXIT_CODES[exc.kind])
     except (
         ValidationError
     ) as exc:  # a request model refused a value the command did not check first

@@ -6,7 +6,7 @@ import ipaddress
 
 import click
 
-from warden.cli.common import fail, info, load_settings
+from warden.cli.common import fail, info, session
 
 
 def _loopback(host: str) -> bool:
@@ -42,7 +42,7 @@ def api(host: str | None, port: int | None, log_level: str) -> None:
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = load_settings()
+    settings = session().settings
     host = host or settings.api_host
     port = port or settings.api_port
     dev_identity = dev_identity_allowed(settings)

@@ -16,30 +16,20 @@ from warden.cli.common import (
     emit_json,
     info,
     json_option,
-    load_settings,
     require_id,
     run,
+    session,
 )
 from warden.cli.render import event_line, junit_xml, list_text, status_text
-from warden.models.plan import load_plan
+from warden.errors import WardenError
+from warden.models.plan import ReleasePlan, load_plan
 from warden.models.release import (
     AbortRequest,
     ControlRequest,
     DecisionRequest,
     ReleaseStatus,
 )
-from warden.services.releases import ReleaseService, WardenError, check_trace_id
-from warden.settings import Settings
-
-
-async def connect_service(settings: Settings, *, need_worker: bool = True) -> ReleaseService:
-    from warden.runtime.background import ensure_worker
-    from warden.runtime.client import connect
-
-    client = await connect(settings)
-    if need_worker:
-        await ensure_worker(client, settings)
-    return ReleaseService(client, settings)
+from warden.services.releases import ReleaseService, check_trace_id
 
 
 def exit_for(status: ReleaseStatus) -> int:
@@ -92,37 +82,56 @@ def start(
     junit: Path | None,
 ) -> None:
     """Start the release a plan describes (its id is release-<service>-<version>)."""
-    from warden.cli.common import identity
-
     plan_model = load_plan(plan_path)
-    settings = load_settings()
-    user, dev_identity = identity(settings, as_user)
-
-    async def go() -> int:
-        service = await connect_service(settings)
-        handle = await service.start(
-            plan_model, user, trace_id=trace_id, dev_identity=dev_identity, rerun=rerun
+    s = session()
+    user, dev_identity = s.identity(as_user)
+    code = run(
+        _start(
+            s.releases(),
+            plan_model,
+            user,
+            dev_identity=dev_identity,
+            trace_id=trace_id,
+            rerun=rerun,
+            wait=wait,
+            as_json=as_json,
+            junit=junit,
         )
-        if not wait:
-            if as_json:
-                description = await handle.describe()
-                emit_json(
-                    {"release_id": handle.id, "run_id": description.run_id, "started_by": user}
-                )
-            else:
-                click.echo(handle.id)
-                info(f"started {handle.id}; follow it with `warden release watch {handle.id}`")
-            return EXIT_OK
-        status = await follow(service, handle.id, quiet=as_json)
-        if junit:
-            junit.write_text(junit_xml(status))
-        if as_json:
-            emit_json(status)
-        else:
-            click.echo(status_text(status, events=0))
-        return exit_for(status)
+    )
+    raise SystemExit(code)
 
-    raise SystemExit(run(go()))
+
+async def _start(
+    service: ReleaseService,
+    plan: ReleasePlan,
+    user: str,
+    *,
+    dev_identity: bool,
+    trace_id: str | None,
+    rerun: bool,
+    wait: bool,
+    as_json: bool,
+    junit: Path | None,
+) -> int:
+    handle = await service.start(
+        plan, user, trace_id=trace_id, dev_identity=dev_identity, rerun=rerun
+    )
+    if not wait:
+        if as_json:
+            description = await handle.describe()
+            emit_json({"release_id": handle.id, "run_id": description.run_id, "started_by": user})
+        else:
+            click.echo(handle.id)
+            info(f"started {handle.id}; follow it with `warden release watch {handle.id}`")
+        return EXIT_OK
+    status = await follow(service, handle.id, quiet=as_json)
+    if junit:
+        junit.write_text(junit_xml(status))
+    if as_json:
+        emit_json(status)
+    else:
+        click.echo(status_text(status, events=0))
+    return exit_for(status)
 
 
 async def follow(
@@ -153,13 +162,7 @@ async def follow(
 )
 def status(release_id: str, as_json: bool, junit: Path | None) -> None:
     """Stages, current step, evidence so far, approvals, flags and result of a release."""
-    settings = load_settings()
-
-    async def go() -> ReleaseStatus:
-        service = await connect_service(settings)
-        return await service.status(release_id)
-
-    current = run(go())
+    current = run(session().releases().status(release_id))
     if junit:
         junit.write_text(junit_xml(current))
     if as_json:
@@ -173,13 +176,7 @@ def status(release_id: str, as_json: bool, junit: Path | None) -> None:
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
 def list_(as_json: bool, limit: int) -> None:
     """Releases, newest first, with their state and current stage."""
-    settings = load_settings()
-
-    async def go() -> Any:
-        service = await connect_service(settings, need_worker=False)
-        return await service.list(limit=limit)
-
-    rows = run(go())
+    rows = run(session().releases(need_worker=False).list(limit=limit))
     if as_json:
         emit_json(rows)
     else:
@@ -193,29 +190,25 @@ def list_(as_json: bool, limit: int) -> None:
 )
 def watch(release_id: str, interval: float) -> None:
     """Live progress until the release ends; exit 0 promoted, 1 not promoted."""
-    settings = load_settings()
+    raise SystemExit(run(_watch(session().releases(), release_id, interval)))
 
-    async def go() -> int:
-        service = await connect_service(settings)
-        first = await service.status(release_id)
-        click.echo(status_text(first, events=0))
-        info("")
-        final = await follow(service, release_id, interval=interval)
-        info("")
-        if final.result:
-            click.echo(f"{release_id}: {final.result.outcome.value} — {final.result.reason}")
-        return exit_for(final)
 
-    raise SystemExit(run(go()))
+async def _watch(service: ReleaseService, release_id: str, interval: float) -> int:
+    first = await service.status(release_id)
+    click.echo(status_text(first, events=0))
+    info("")
+    final = await follow(service, release_id, interval=interval)
+    info("")
+    if final.result:
+        click.echo(f"{release_id}: {final.result.outcome.value} — {final.result.reason}")
+    return exit_for(final)
 
 
 def _decision(
     release_id: str, stage: str, as_user: str | None, comment: str, as_json: bool, approve: bool
 ) -> None:
-    from warden.cli.common import identity
-
-    settings = load_settings()
-    user, dev_identity = identity(settings, as_user)
+    s = session()
+    user, dev_identity = s.identity(as_user)
     request = build_request(
         DecisionRequest,
         {"stage": "--stage", "user": "--as", "comment": "--comment"},
@@ -224,14 +217,8 @@ def _decision(
         comment=comment,
         dev_identity=dev_identity,
     )
-
-    async def go() -> Any:
-        service = await connect_service(settings)
-        if approve:
-            return await service.approve(release_id, request)
-        return await service.reject(release_id, request)
-
-    outcome = run(go())
+    service = s.releases()
+    outcome = run((service.approve if approve else service.reject)(release_id, request))
     if as_json:
         emit_json(outcome)
     else:
@@ -264,29 +251,21 @@ def reject(release_id: str, stage: str, as_user: str | None, comment: str, as_js
 
 
 def _control(release_id: str, action: str, as_user: str | None, reason: str, as_json: bool) -> None:
-    from warden.cli.common import identity
-
-    settings = load_settings()
-    user, dev_identity = identity(settings, as_user)
+    s = session()
+    user, dev_identity = s.identity(as_user)
     # validated before connecting: a bad value is exit 2 even when Temporal is down
     options = {"user": "--as", "reason": "--reason"}
-    request: AbortRequest | ControlRequest
+    service = s.releases()
     if action == "abort":
-        request = build_request(
+        abort = build_request(
             AbortRequest, options, user=user, reason=reason, dev_identity=dev_identity
         )
+        outcome = run(service.abort(release_id, abort))
     else:
         request = build_request(
             ControlRequest, options, user=user, reason=reason, dev_identity=dev_identity
         )
-
-    async def go() -> Any:
-        service = await connect_service(settings)
-        if isinstance(request, AbortRequest):
-            return await service.abort(release_id, request)
-        return await (service.pause if action == "pause" else service.resume)(release_id, request)
-
-    outcome = run(go())
+        outcome = run((service.pause if action == "pause" else service.resume)(release_id, request))
     if as_json:
         emit_json(outcome)
     else:

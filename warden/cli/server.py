@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from warden.cli.common import fail, info, load_settings
+from warden.cli.common import fail, info, session
 
 
 @click.group(invoke_without_command=True)
@@ -16,7 +16,7 @@ def server(ctx: click.Context, ui: bool) -> None:
         return
     from warden.runtime import devserver
 
-    settings = load_settings()
+    settings = session().settings
     if not settings.embedded:
         fail(
             f"WARDEN_TEMPORAL_ADDRESS is set ({settings.temporal_address}); `warden server` runs the embedded server only"
@@ -39,7 +39,7 @@ def stop() -> None:
     from warden.runtime import devserver
     from warden.runtime.background import stop_worker
 
-    settings = load_settings()
+    settings = session().settings
     worker_stopped = stop_worker(settings)
     server_stopped = devserver.stop(settings)
     click.echo(
@@ -53,7 +53,7 @@ def server_status() -> None:
     from warden.runtime import devserver
     from warden.runtime.background import background_worker_pid
 
-    settings = load_settings()
+    settings = session().settings
     listening = devserver.is_listening("127.0.0.1", settings.dev_server_port)
     pid = background_worker_pid(settings)
     click.echo(

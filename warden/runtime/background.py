@@ -14,10 +14,15 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from warden.errors import Unavailable
 from warden.runtime import devserver
 from warden.settings import Settings
 
 RECENT_POLL = timedelta(seconds=30)
+
+
+class NoWorker(Unavailable):
+    """No worker polls the task queue (or the background one could not start)."""
 
 
 def _alive(pid: int) -> bool:
@@ -75,8 +80,9 @@ async def ensure_worker(client: Client, settings: Settings) -> int | None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(
-                f"the background worker exited with code {process.returncode}; see {state / 'worker.log'}"
+            raise NoWorker(
+                f"the background worker exited with code {process.returncode}; "
+                f"see {state / 'worker.log'}"
             )
         if await has_pollers(client, settings):
             break

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import TLSConfig
+from temporalio.service import RPCStatusCode, TLSConfig
 
+from warden.errors import Unavailable
 from warden.runtime import devserver
 from warden.settings import Settings
 
+#: RPC statuses of a call nobody answered in time: on a live server, no worker polled.
+NO_ANSWER = (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED)
 
-class TemporalUnavailable(RuntimeError):
-    """Temporal could not be reached (CLI exit code 3)."""
+
+class TemporalUnavailable(Unavailable):
+    """Temporal could not be reached."""
 
 
 def _tls(settings: Settings) -> TLSConfig | bool:
@@ -49,3 +55,47 @@ async def connect(settings: Settings, *, autostart: bool = True, ui: bool = Fals
             f"Temporal is not reachable at {settings.target_address} "
             f"(namespace {settings.temporal_namespace}): {str(exc).splitlines()[0]}"
         ) from None
+
+
+class TemporalLink:
+    """A Temporal client connected on first need (and again after a failure to connect).
+
+    On one machine (the embedded dev server) connecting also starts a background worker when
+    none polls, as every command that needs one does. The services take a link, not a client,
+    so a face can build them and validate a request before anything is contacted.
+    """
+
+    def __init__(
+        self, settings: Settings, client: Client | None = None, *, need_worker: bool = True
+    ) -> None:
+        self.settings = settings
+        self._client = client
+        self._need_worker = need_worker
+        self._lock = asyncio.Lock()
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    async def client(self) -> Client:
+        if self._client is not None:
+            return self._client
+        async with self._lock:
+            if self._client is None:
+                from warden.runtime.background import ensure_worker
+
+                client = await connect(self.settings)
+                if self._need_worker:
+                    await ensure_worker(client, self.settings)
+                self._client = client
+            return self._client
+
+    async def health(self) -> str:
+        """ok, not connected, or why it is unreachable; never raises."""
+        if self._client is None:
+            return "not connected"
+        try:
+            await asyncio.wait_for(self._client.service_client.check_health(), timeout=3)
+        except Exception as exc:  # health reports any failure, it never raises
+            return f"unreachable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        return "ok"

@@ -1,4 +1,4 @@
-"""Release operations from the outside: start, look, decide, control. Shared by the CLI and the API."""
+"""Releases from the outside: start, look, decide, control. The CLI, the API and the dashboard use it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import (
-    Client,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
@@ -20,6 +19,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from warden.errors import Conflict, NotFound, Refused, WardenError
 from warden.models.common import short_repr
 from warden.models.plan import ReleasePlan
 from warden.models.release import (
@@ -35,7 +35,8 @@ from warden.models.release import (
     ReleaseStatus,
     ReleaseSummary,
 )
-from warden.settings import Settings
+from warden.runtime.background import NoWorker
+from warden.runtime.client import TemporalLink
 from workflows.release import ReleaseWorkflow
 
 QUERY_TIMEOUT = timedelta(seconds=15)
@@ -43,34 +44,16 @@ QUERY_TIMEOUT = timedelta(seconds=15)
 TRACE_ID_PATTERN = re.compile(r"[!-~]{1,200}")
 
 
-class WardenError(Exception):
-    """An error the user can act on; `exit_code` is what the CLI exits with."""
-
-    exit_code = 2
-    http_status = 400
+class UnknownRelease(NotFound):
+    pass
 
 
-class UnknownRelease(WardenError):
-    http_status = 404
+class ReleaseExists(Conflict):
+    pass
 
 
-class ReleaseExists(WardenError):
-    http_status = 409
-
-
-class RequestRefused(WardenError):
-    """The release refused an approval, rejection, pause, resume or abort; `kind` says why."""
-
-    http_status = 409
-
-    def __init__(self, message: str, kind: str = "Refused") -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-class NoWorker(WardenError):
-    exit_code = 3
-    http_status = 503
+class RequestRefused(Refused):
+    """The release refused an approval, rejection, pause, resume or abort; `code` says why."""
 
 
 def new_trace_id() -> str:
@@ -86,9 +69,9 @@ def check_trace_id(trace_id: str | None) -> str | None:
 
 
 class ReleaseService:
-    def __init__(self, client: Client, settings: Settings) -> None:
-        self.client = client
-        self.settings = settings
+    def __init__(self, temporal: TemporalLink) -> None:
+        self.temporal = temporal
+        self.settings = temporal.settings
 
     # -- starting --------------------------------------------------------------------------
 
@@ -116,8 +99,9 @@ class ReleaseService:
                 require_governance=self.settings.env == "production",
             ),
         )
+        client = await self.temporal.client()
         try:
-            return await self.client.start_workflow(
+            return await client.start_workflow(
                 ReleaseWorkflow.run,
                 release_input,
                 id=release_id,
@@ -143,7 +127,8 @@ class ReleaseService:
             raise await self._exists_error(release_id) from None
 
     async def _exists_error(self, release_id: str) -> ReleaseExists:
-        description = await self.client.get_workflow_handle(release_id).describe()
+        client = await self.temporal.client()
+        description = await client.get_workflow_handle(release_id).describe()
         if description.status == WorkflowExecutionStatus.RUNNING:
             return ReleaseExists(
                 f"release {release_id} is already running; watch it with `warden release watch {release_id}`"
@@ -158,11 +143,12 @@ class ReleaseService:
 
     # -- looking ---------------------------------------------------------------------------
 
-    def handle(self, release_id: str) -> WorkflowHandle[ReleaseWorkflow, ReleaseResult]:
-        return self.client.get_workflow_handle_for(ReleaseWorkflow.run, release_id)
+    async def handle(self, release_id: str) -> WorkflowHandle[ReleaseWorkflow, ReleaseResult]:
+        client = await self.temporal.client()
+        return client.get_workflow_handle_for(ReleaseWorkflow.run, release_id)
 
     async def status(self, release_id: str) -> ReleaseStatus:
-        handle = self.handle(release_id)
+        handle = await self.handle(release_id)
         await self._describe(release_id)
         try:
             return await handle.query(ReleaseWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
@@ -183,7 +169,7 @@ class ReleaseService:
         if not release_id.strip():
             raise unknown  # Temporal refuses an empty workflow id outright
         try:
-            return await self.handle(release_id).describe()
+            return await (await self.handle(release_id)).describe()
         except RPCError as exc:
             if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
                 raise unknown from None
@@ -192,7 +178,7 @@ class ReleaseService:
     async def result(self, release_id: str) -> ReleaseResult:
         await self._describe(release_id)
         try:
-            return await self.handle(release_id).result()
+            return await (await self.handle(release_id)).result()
         except WorkflowFailureError as exc:
             raise WardenError(f"release {release_id} did not complete: {exc.cause}") from None
 
@@ -203,7 +189,8 @@ class ReleaseService:
         self, *, limit: int = 50, query: str | None = None
     ) -> AsyncIterator[ReleaseSummary]:
         visibility = "WorkflowType = 'ReleaseWorkflow'" + (f" AND {query}" if query else "")
-        async for execution in self.client.list_workflows(visibility, limit=limit):
+        client = await self.temporal.client()
+        async for execution in client.list_workflows(visibility, limit=limit):
             memo = await execution.memo()
             status = execution.status.name.lower() if execution.status else ""
             yield ReleaseSummary(
@@ -255,7 +242,7 @@ class ReleaseService:
         self, release_id: str, name: str, request: Any, method: Any, stage: str | None = None
     ) -> Any:
         description = await self._describe(release_id)
-        handle = self.handle(release_id)
+        handle = await self.handle(release_id)
         if description.status != WorkflowExecutionStatus.RUNNING:
             memo = await description.memo()
             raise RequestRefused(
@@ -267,9 +254,9 @@ class ReleaseService:
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
             message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-            kind = (cause.type or "Refused") if isinstance(cause, ApplicationError) else "Refused"
+            code = (cause.type or "Refused") if isinstance(cause, ApplicationError) else "Refused"
             await self._record_refusal(handle, name, request, message, stage)
-            raise RequestRefused(message, kind) from None
+            raise RequestRefused(message, code) from None
         except RPCError as exc:
             if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE):
                 raise NoWorker(

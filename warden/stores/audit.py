@@ -96,6 +96,13 @@ class AuditStore:
             for row in conn.execute(statement):
                 yield _event(row._mapping)
 
+    def get(self, event_id: str) -> AuditEvent | None:
+        """The stored event with this id, if any."""
+        statement = select(audit_events).where(audit_events.c.event_id == event_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(statement).first()
+        return None if row is None else _event(row._mapping)
+
     def count(self, release_id: str | None = None) -> int:
         statement = select(func.count()).select_from(audit_events)
         if release_id:

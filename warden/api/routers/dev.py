@@ -14,13 +14,13 @@ import yaml
 from fastapi import APIRouter, Body, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from warden.api.deps import gate, ops_call
+from warden.api.deps import Releases, gate, ops_call
 from warden.api.models import ReleaseStarted, SeedCreate
 from warden.api.responses import errors
 from warden.api.routers.releases import start_release
 from warden.api.state import api_state
-from warden.flagstore.flagd_file import flag_file, init_flag_file
 from warden.models.plan import PlanError, ReleasePlan, expand_env, parse_plan
+from warden.services.flags import init_flag_files
 from warden.settings import Settings
 from warden.stores.governance import Principal
 
@@ -50,13 +50,8 @@ def create_missing_flag_files(settings: Settings, plan: ReleasePlan) -> list[str
     """flagd-file only: a flag file per environment, the plan's flags off; existing files are kept."""
     if settings.flag_backend != "flagd-file":
         return []
-    created = []
-    for environment in plan.environments():
-        if init_flag_file(
-            flag_file(settings.flags_path, environment), dict.fromkeys(plan.flags, 0)
-        ):
-            created.append(environment)
-    return created
+    made = init_flag_files(settings, plan.environments(), dict.fromkeys(plan.flags, 0))
+    return [env for env, (_, created) in zip(plan.environments(), made, strict=True) if created]
 
 
 @router.post(
@@ -72,6 +67,7 @@ async def seed(
     request: Request,
     response: Response,
     principal: SeedCaller,
+    releases: Releases,
     body: Annotated[SeedCreate | None, Body()] = None,
 ) -> ReleaseStarted:
     """Starts examples/plans/support-desk.yaml as the caller, with a fresh version. Its stages
@@ -86,7 +82,7 @@ async def seed(
             if body.create_flags
             else []
         )
-        started = await start_release(request, response, principal, plan)
+        started = await start_release(request, response, principal, releases, plan)
         details.update(
             {"result": "started", "releaseId": started.release_id, "flagFilesCreated": created}
         )

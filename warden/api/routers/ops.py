@@ -14,10 +14,8 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
-from temporalio.service import RPCError
 
-from warden.api.deps import gate, ops_call
-from warden.api.errors import NO_ANSWER, ApiError
+from warden.api.deps import Flags, Releases, gate, ops_call
 from warden.api.models import (
     RELEASE_ID_PATTERN,
     ForceRestoreCreate,
@@ -27,16 +25,8 @@ from warden.api.models import (
     TaskQueuePublic,
 )
 from warden.api.responses import errors
-from warden.api.restore import (
-    RestoreFailed,
-    RestoreRefused,
-    captured_from_history,
-    captured_from_status,
-    restore_captured,
-)
 from warden.api.state import api_state
-from warden.flagstore import build_backend
-from warden.services.releases import NoWorker
+from warden.errors import BackendFailed
 from warden.stores.governance import Principal
 
 router = APIRouter(prefix="/ops", tags=["ops"])
@@ -129,6 +119,8 @@ async def force_restore(
     release_id: Annotated[str, Path(pattern=RELEASE_ID_PATTERN)],
     body: ForceRestoreCreate,
     principal: RestoreCaller,
+    releases: Releases,
+    flags: Flags,
 ) -> ForceRestorePublic:
     """Write back every flag the release changed, exactly as captured before it started, then read
     each one back. Refused (409) while the release runs unpaused: pause or abort it first."""
@@ -137,26 +129,11 @@ async def force_restore(
         request, principal, "ops", "force-restore", release_id=release_id
     ) as details:
         details.update({"reason": body.reason, "environments": body.environments})
-        service = await api.releases()
         try:
-            try:
-                captured = captured_from_status(await service.status(release_id))
-            except NoWorker:
-                captured = await captured_from_history(service.client, release_id)
-            except RPCError as exc:
-                if exc.status not in NO_ANSWER:
-                    raise
-                captured = await captured_from_history(service.client, release_id)
-            backend = build_backend(api.settings)
-            try:
-                restored = await restore_captured(backend, captured, body.environments)
-            finally:
-                await backend.aclose()
-        except RestoreRefused as exc:
-            raise ApiError(409, exc.kind, str(exc)) from None
-        except RestoreFailed as exc:
+            restored = await flags.force_restore(releases, release_id, body.environments)
+        except BackendFailed:
             api.metrics.rollbacks.labels("force-restore", "error").inc()
-            raise ApiError(502, "FlagBackendError", str(exc)) from None
+            raise
         result = "verified" if restored.verified else "mismatch"
         api.metrics.rollbacks.labels("force-restore", result).inc()
         restored_public: list[dict[str, Any]] = [
@@ -165,7 +142,7 @@ async def force_restore(
         details.update(
             {
                 "result": "restored" if restored.verified else "mismatch",
-                "source": captured.source,
+                "source": restored.source,
                 "flags": restored.flags,
                 "environments": restored.environments,
                 "restored": restored_public,
@@ -179,5 +156,5 @@ async def force_restore(
         flags=restored.flags,
         restored=restored.restored,
         mismatches=restored.mismatches,
-        source=captured.source,
+        source=restored.source,
     )

@@ -17,6 +17,7 @@ from warden.api.deps import (
     CanResume,
     CanStartReleases,
     CanViewReleases,
+    Releases,
 )
 from warden.api.models import (
     RELEASE_ID_PATTERN,
@@ -38,7 +39,7 @@ from warden.models.release import (
     DecisionRequest,
     ReleaseStatus,
 )
-from warden.services.releases import RequestRefused
+from warden.services.releases import ReleaseService, RequestRefused
 from warden.stores.governance import Principal
 
 router = APIRouter(prefix="/releases", tags=["releases"])
@@ -65,6 +66,7 @@ async def start_release(
     request: Request,
     response: Response,
     principal: Principal,
+    releases: ReleaseService,
     plan: ReleasePlan,
     *,
     trace_id: str | None = None,
@@ -74,8 +76,7 @@ async def start_release(
     api = api_state(request)
     if trace_id:
         request.state.trace_id = trace_id  # the release's trace id is the one echoed
-    service = await api.releases()
-    handle = await service.start(
+    handle = await releases.start(
         plan,
         principal.name,
         trace_id=request.state.trace_id,
@@ -104,13 +105,23 @@ async def start_release(
     ),
 )
 async def create_release(
-    request: Request, response: Response, body: ReleaseCreate, principal: CanStartReleases
+    request: Request,
+    response: Response,
+    body: ReleaseCreate,
+    principal: CanStartReleases,
+    releases: Releases,
 ) -> ReleaseStarted:
     """Start the release a plan describes; its id is `release-<service>-<version>`.
 
     The caller is recorded as the one who started it (and so cannot approve it)."""
     return await start_release(
-        request, response, principal, body.plan, trace_id=body.trace_id, rerun=body.rerun
+        request,
+        response,
+        principal,
+        releases,
+        body.plan,
+        trace_id=body.trace_id,
+        rerun=body.rerun,
     )
 
 
@@ -118,17 +129,16 @@ async def create_release(
     "", response_model=ReleaseList, summary="List releases", responses=errors(401, 403, 422, 503)
 )
 async def list_releases(
-    request: Request,
     principal: CanViewReleases,
+    releases: Releases,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     status: Annotated[
         ExecutionStatus | None, Query(description="Workflow execution status.")
     ] = None,
 ) -> ReleaseList:
     """The most recent releases first (state and stage as the workflow last published them)."""
-    service = await api_state(request).releases()
     query = f"ExecutionStatus = '{_VISIBILITY_STATUS[status]}'" if status else None
-    return ReleaseList(releases=await service.list(limit=limit, query=query))
+    return ReleaseList(releases=await releases.list(limit=limit, query=query))
 
 
 @router.get(
@@ -138,21 +148,24 @@ async def list_releases(
     responses=errors(401, 403, 404, 422, 503),
 )
 async def get_release(
-    request: Request, release_id: ReleaseId, principal: CanViewReleases
+    release_id: ReleaseId, principal: CanViewReleases, releases: Releases
 ) -> ReleaseStatus:
     """Everything an approver looks at before deciding: every stage's checklist items with their
     evidence, contract results, metric measurements, guard reports, flag steps, sign-off decisions,
     flag snapshots, alerts, rollback and timeline."""
-    service = await api_state(request).releases()
-    return await service.status(release_id)
+    return await releases.status(release_id)
 
 
 async def _decide(
-    request: Request, release_id: str, principal: Principal, body: DecisionCreate, approve: bool
+    request: Request,
+    releases: ReleaseService,
+    release_id: str,
+    principal: Principal,
+    body: DecisionCreate,
+    approve: bool,
 ) -> DecisionOutcome:
     api: ApiState = api_state(request)
     decision = "approve" if approve else "reject"
-    service = await api.releases()
     decision_request = DecisionRequest(
         stage=body.stage,
         user=principal.name,
@@ -161,7 +174,7 @@ async def _decide(
         request_id=request.state.request_id,
     )
     try:
-        outcome = await (service.approve if approve else service.reject)(
+        outcome = await (releases.approve if approve else releases.reject)(
             release_id, decision_request
         )
     except RequestRefused:
@@ -186,10 +199,14 @@ _DECISION_REFUSED = (
     responses=errors(401, 403, 404, 409, 422, 503, conflict=_DECISION_REFUSED),
 )
 async def approve_release(
-    request: Request, release_id: ReleaseId, body: DecisionCreate, principal: CanDecide
+    request: Request,
+    release_id: ReleaseId,
+    body: DecisionCreate,
+    principal: CanDecide,
+    releases: Releases,
 ) -> DecisionOutcome:
     """Approve as the authenticated caller. Whoever started the release cannot approve it."""
-    return await _decide(request, release_id, principal, body, approve=True)
+    return await _decide(request, releases, release_id, principal, body, approve=True)
 
 
 @router.post(
@@ -199,10 +216,14 @@ async def approve_release(
     responses=errors(401, 403, 404, 409, 422, 503, conflict=_DECISION_REFUSED),
 )
 async def reject_release(
-    request: Request, release_id: ReleaseId, body: DecisionCreate, principal: CanDecide
+    request: Request,
+    release_id: ReleaseId,
+    body: DecisionCreate,
+    principal: CanDecide,
+    releases: Releases,
 ) -> DecisionOutcome:
     """Reject as the authenticated caller; a rejection needs a comment."""
-    return await _decide(request, release_id, principal, body, approve=False)
+    return await _decide(request, releases, release_id, principal, body, approve=False)
 
 
 def _acting(request: Request, principal: Principal, reason: str) -> dict[str, Any]:
@@ -228,11 +249,11 @@ async def pause_release(
     request: Request,
     release_id: ReleaseId,
     principal: CanPause,
+    releases: Releases,
     body: Annotated[ControlCreate | None, Body()] = None,
 ) -> ControlOutcome:
     """The release stops before its next step; guards keep watching."""
-    service = await api_state(request).releases()
-    return await service.pause(
+    return await releases.pause(
         release_id, ControlRequest(**_acting(request, principal, body.reason if body else ""))
     )
 
@@ -247,10 +268,10 @@ async def resume_release(
     request: Request,
     release_id: ReleaseId,
     principal: CanResume,
+    releases: Releases,
     body: Annotated[ControlCreate | None, Body()] = None,
 ) -> ControlOutcome:
-    service = await api_state(request).releases()
-    return await service.resume(
+    return await releases.resume(
         release_id, ControlRequest(**_acting(request, principal, body.reason if body else ""))
     )
 
@@ -262,8 +283,13 @@ async def resume_release(
     responses=errors(401, 403, 404, 409, 422, 503, conflict=_CONTROL_REFUSED),
 )
 async def abort_release(
-    request: Request, release_id: ReleaseId, body: AbortCreate, principal: CanAbort
+    request: Request,
+    release_id: ReleaseId,
+    body: AbortCreate,
+    principal: CanAbort,
+    releases: Releases,
 ) -> ControlOutcome:
     """The release stops and restores every flag it changed, exactly as captured."""
-    service = await api_state(request).releases()
-    return await service.abort(release_id, AbortRequest(**_acting(request, principal, body.reason)))
+    return await releases.abort(
+        release_id, AbortRequest(**_acting(request, principal, body.reason))
+    )

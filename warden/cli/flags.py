@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import click
 
@@ -90,46 +91,43 @@ def _check_flag_keys(keys: list[str]) -> None:
             fail(f"--flag {key!r} is not a flag key (letters, digits and . _ -, e.g. ai.solutions)")
 
 
-_env = click.option("--env", "env", required=True, help="Flag environment (e.g. production).")
-_reason = click.option(
-    "--reason", required=True, help="Why (required; recorded in the audit trail)."
-)
+def kill_switch(fn: Callable[..., None]) -> Callable[..., None]:
+    """The arguments every kill-switch command takes: FLAG, --env, --as, --reason, --json."""
+    for option in (
+        json_option,
+        click.option(
+            "--reason", required=True, help="Why (required; recorded in the audit trail)."
+        ),
+        as_option,
+        click.option("--env", "env", required=True, help="Flag environment (e.g. production)."),
+        click.argument("flag"),
+    ):
+        fn = option(fn)
+    return fn
 
 
 @flags.command()
-@click.argument("flag")
-@_env
-@as_option
-@_reason
-@json_option
+@kill_switch
 def disable(flag: str, env: str, as_user: str | None, reason: str, as_json: bool) -> None:
     """Switch a flag off (0%) in one environment, now."""
     _change(flag, env, 0, as_user, reason, as_json)
 
 
 @flags.command()
-@click.argument("flag")
-@_env
-@as_option
-@_reason
-@json_option
+@kill_switch
 def enable(flag: str, env: str, as_user: str | None, reason: str, as_json: bool) -> None:
     """Switch a flag fully on (100%) in one environment."""
     _change(flag, env, 100, as_user, reason, as_json)
 
 
 @flags.command(name="set")
-@click.argument("flag")
-@_env
+@kill_switch
 @click.option(
     "--percent",
     required=True,
     type=click.IntRange(0, 100),
     help="Share of traffic served the flag.",
 )
-@as_option
-@_reason
-@json_option
 def set_percent(
     flag: str, env: str, percent: int, as_user: str | None, reason: str, as_json: bool
 ) -> None:

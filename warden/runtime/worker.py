@@ -149,28 +149,10 @@ def worker_options(
     }
 
 
-def build_worker(
-    client: Client,
-    settings: Settings,
-    *,
-    stack: AsyncExitStack,
-    task_queue: str | None = None,
-    activities: Sequence[Any] | None = None,
-    overrides: Sequence[Any] = (),
-) -> Worker:
-    """The worker on `settings.task_queue` (or `task_queue`) with every activity, or
-    `activities`, with `overrides` in place of the ones registered under the same names."""
-    return Worker(
-        client,
-        **worker_options(
-            client,
-            settings,
-            stack=stack,
-            task_queue=task_queue,
-            activities=activities,
-            overrides=overrides,
-        ),
-    )
+def build_worker(client: Client, settings: Settings, **options: Any) -> Worker:
+    """The worker on `settings.task_queue` with every activity; `options` as `worker_options`
+    takes them (`stack`, and `task_queue`, `activities` or `overrides` to change)."""
+    return Worker(client, **worker_options(client, settings, **options))
 
 
 def install_runtime(settings: Settings) -> Runtime | None:

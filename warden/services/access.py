@@ -18,7 +18,8 @@ from workflows.access import AccessChangeWorkflow
 
 
 class UnknownAccessChange(NotFound):
-    pass
+    def __init__(self, change_id: str) -> None:
+        super().__init__(f"unknown access change {change_id!r} (see `warden access list`)")
 
 
 class AccessService:
@@ -52,9 +53,7 @@ class AccessService:
             return await handle.query(AccessChangeWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
-                raise UnknownAccessChange(
-                    f"unknown access change {change_id!r} (see `warden access list`)"
-                ) from None
+                raise UnknownAccessChange(change_id) from None
             raise
 
     async def wait(self, change_id: str) -> AccessChangeStatus:
@@ -70,9 +69,7 @@ class AccessService:
             description = await handle.describe()
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
-                raise UnknownAccessChange(
-                    f"unknown access change {change_id!r} (see `warden access list`)"
-                ) from None
+                raise UnknownAccessChange(change_id) from None
             raise
         if description.status != WorkflowExecutionStatus.RUNNING:
             raise RequestRefused(f"access change {change_id} has already ended", "Ended")

@@ -154,13 +154,16 @@ class ReleaseService:
             return await handle.query(ReleaseWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
         except RPCError as exc:
             if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE):
-                raise NoWorker(
-                    f"no worker answered for {release_id} on task queue {self.settings.task_queue}; "
-                    "start one with `warden worker`"
-                ) from None
+                raise self._no_worker(release_id) from None
             raise
         except WorkflowQueryFailedError as exc:
             raise WardenError(f"status of {release_id} could not be read: {exc.message}") from None
+
+    def _no_worker(self, release_id: str) -> NoWorker:
+        return NoWorker(
+            f"no worker answered for {release_id} on task queue {self.settings.task_queue}; "
+            "start one with `warden worker`"
+        )
 
     async def _describe(self, release_id: str) -> Any:
         unknown = UnknownRelease(
@@ -259,10 +262,7 @@ class ReleaseService:
             raise RequestRefused(message, code) from None
         except RPCError as exc:
             if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE):
-                raise NoWorker(
-                    f"no worker answered for {release_id} on task queue {self.settings.task_queue}; "
-                    "start one with `warden worker`"
-                ) from None
+                raise self._no_worker(release_id) from None
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise RequestRefused(
                     f"release {release_id} has already ended", "ReleaseEnded"

@@ -11,15 +11,14 @@ from datetime import timedelta
 from temporalio import workflow
 
 from workflows.control import ReleaseControl
-from workflows.gates.guards import audience_for
+from workflows.gates.guards import audience_for, run_checks
 from workflows.ledger import ReleaseLedger
-from workflows.stop import ReleaseStop, gate_activity
+from workflows.stop import ReleaseStop
 
 with workflow.unsafe.imports_passed_through():
-    from warden.models.metrics import CheckAction, ChecksInput, ChecksOutcome, ChecksReport
+    from warden.models.metrics import CheckAction, ChecksOutcome
     from warden.models.plan import Stage
     from warden.models.release import ChecklistKey, ItemStatus, ReleaseState, StageStatus
-    from workflows import policies
 
 
 class ChecksGate:
@@ -41,24 +40,8 @@ class ChecksGate:
                 (c.initial_delay + c.interval * ((c.count or 1) - 1) for c in checks),
                 default=timedelta(),
             )
-            report: ChecksReport = await gate_activity(
-                "checks",
-                stage.name,
-                self._control.abortable(
-                    workflow.execute_activity(
-                        "run_checks",
-                        ChecksInput(
-                            release_id=ledger.release_id,
-                            stage=stage.name,
-                            base_url=stage.base_url,
-                            phase="pre",
-                            checks=checks,
-                            trace_id=ledger.input.trace_id,
-                        ),
-                        result_type=ChecksReport,
-                        **policies.checks_options(window),
-                    )
-                ),
+            report = await run_checks(
+                ledger, self._control, stage, checks, phase="pre", expected=window
             )
             status.checks = report
             summary = report.summary()

@@ -8,6 +8,7 @@ go into the next call, so a week-long bake costs a handful of history events.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Literal
 
 from temporalio import workflow
 
@@ -22,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         ChecksOutcome,
         ChecksReport,
         CheckState,
+        MetricCheck,
     )
     from warden.models.plan import Stage
     from warden.models.release import Alert, ChecklistKey, ItemStatus, ReleaseState, StageStatus
@@ -29,6 +31,41 @@ with workflow.unsafe.imports_passed_through():
 
 #: Guard reports kept in a stage's status; older ones are in the audit trail.
 GUARD_REPORTS_KEPT = 5
+
+
+async def run_checks(
+    ledger: ReleaseLedger,
+    control: ReleaseControl,
+    stage: Stage,
+    checks: list[MetricCheck],
+    *,
+    phase: Literal["pre", "guard"],
+    expected: timedelta,
+    window_s: float = 0.0,
+    state: list[CheckState] | None = None,
+) -> ChecksReport:
+    """One `run_checks` activity over the stage's checks, abortable; a failure stops the stage."""
+    return await gate_activity(
+        "checks" if phase == "pre" else "guard",
+        stage.name,
+        control.abortable(
+            workflow.execute_activity(
+                "run_checks",
+                ChecksInput(
+                    release_id=ledger.release_id,
+                    stage=stage.name,
+                    base_url=stage.base_url,
+                    phase=phase,
+                    checks=checks,
+                    trace_id=ledger.input.trace_id,
+                    window_s=window_s,
+                    state=state or [],
+                ),
+                result_type=ChecksReport,
+                **policies.checks_options(expected),
+            )
+        ),
+    )
 
 
 def audience_for(stage: Stage, check_name: str) -> list[str]:
@@ -54,26 +91,15 @@ class Guards:
         remaining = duration.total_seconds()
         state: list[CheckState] = []
         while remaining > 0:
-            report: ChecksReport = await gate_activity(
-                "guard",
-                stage.name,
-                self._control.abortable(
-                    workflow.execute_activity(
-                        "run_checks",
-                        ChecksInput(
-                            release_id=ledger.release_id,
-                            stage=stage.name,
-                            base_url=stage.base_url,
-                            phase="guard",
-                            checks=checks,
-                            trace_id=ledger.input.trace_id,
-                            window_s=remaining,
-                            state=state,
-                        ),
-                        result_type=ChecksReport,
-                        **policies.checks_options(timedelta(seconds=remaining)),
-                    )
-                ),
+            report = await run_checks(
+                ledger,
+                self._control,
+                stage,
+                checks,
+                phase="guard",
+                expected=timedelta(seconds=remaining),
+                window_s=remaining,
+                state=state,
             )
             _keep(status, report)
             state = report.checks

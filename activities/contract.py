@@ -181,9 +181,7 @@ class ContractActivities:
                 input,
                 started,
                 RunCollector(None, headers.redact),
-                reason=headers.redact(
-                    f"the gate could not run: {type(exc).__name__}: {_first_line(exc)}"
-                ),
+                reason=headers.redact(f"the gate could not run: {_describe(exc)}"),
                 error_type="GateError",
                 problems=[],
                 source=source,
@@ -443,6 +441,9 @@ def build_schema(
     sanitization.keys_to_sanitize = tuple(
         dict.fromkeys([*sanitization.keys_to_sanitize, *(n.lower() for n in headers.secret_names)])
     )
+    if "paths" in document and not isinstance(document["paths"], dict):
+        # `st run` stops with an internal error on this one; say what is wrong instead.
+        raise invalid_spec(f"OpenAPI document {source}: 'paths' must be an object")
     try:
         schema = schemathesis.openapi.from_dict(document, config=config)
     except Exception as exc:  # LoaderError: unsupported or missing version
@@ -560,6 +561,11 @@ def _report_context(input: ContractInput) -> dict[str, Any]:
         "max_examples": input.spec.max_examples,
         "strict_document": input.spec.strict_document,
     }
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:300]}" if text else type(exc).__name__
 
 
 def _first_line(exc: BaseException) -> str:

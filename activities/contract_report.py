@@ -137,8 +137,7 @@ class RunCollector:
         elif isinstance(event, events.ScenarioFinished):
             self._scenario(event)
         elif isinstance(event, events.NonFatalError):
-            text = f"{event.info.title}: {event.info.message}".strip().rstrip(":")
-            message = self.redact(text)[:MESSAGE_LIMIT]
+            message = self.redact(error_text(event.info.title, event.info.message))[:MESSAGE_LIMIT]
             if event.related_to_operation and event.label:
                 result = self._operation(event.label)
                 if message not in result.errors:
@@ -297,6 +296,24 @@ class RunCollector:
         if self.context is None:
             return 0
         return int(self.context.statistic.total_cases)
+
+
+def error_text(title: str, message: str) -> str:
+    """One line for an error schemathesis reports: its title, first line and details, no dumps.
+
+    Schema errors carry the whole problematic definition; the report keeps where and why.
+    """
+    lines = [line.strip() for line in (message or "").splitlines()]
+    parts = [title.strip()] if title and title.strip() else []
+    first = next((line for line in lines if line), "")
+    if first and first not in parts:
+        parts.append(first)
+    for marker in ("Location:", "Error details:"):
+        if marker in lines:
+            detail = next((line for line in lines[lines.index(marker) + 1 :] if line), "")
+            if detail:
+                parts.append(f"{marker.rstrip(':').lower()} {detail}")
+    return ": ".join(parts) or "error"
 
 
 def capped(report: ContractReport) -> ContractReport:

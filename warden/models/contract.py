@@ -140,6 +140,13 @@ class ContractReport(Record):
         )
         if self.passed:
             return f"passed: {head}"
+        if not self.failures_total:
+            if self.timed_out:
+                first = "the time budget ran out"
+            else:
+                first = self.errors[0] if self.errors else "nothing was tested"
+            more = f" (+{len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
+            return f"failed: {first[:300]}{more} ({head})"
         by_op = sorted({f"{f.operation} [{f.check}]" for f in self.failures})
         problems = ", ".join(by_op[:5]) + (" ..." if len(by_op) > 5 else "")
         errors = f"; {len(self.errors)} error(s)" if self.errors else ""

@@ -7,6 +7,11 @@ curl command, no report files to parse), its stop event ends a cancelled run wit
 flight, and the worker pays the import cost once instead of on every run. The engine itself is
 synchronous, so it runs on its own thread while the activity's coroutine heartbeats, watches the
 time budget and listens for cancellation.
+
+The events also go through `st run`'s own execution context (see `contract_report`), so the gate
+names failures and decides its verdict exactly as `st run` would with the same settings. A
+document or plan that cannot be used is a failed report with a `reason`, never an exception:
+the reports are written for every outcome.
 """
 
 from __future__ import annotations

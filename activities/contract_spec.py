@@ -1,8 +1,10 @@
 """Contract gate, part 1: from a stage's `contract` section to a schemathesis schema ready to run.
 
-Resolves header secrets (environment or file, never the plan), fetches and validates the
-OpenAPI document, and selects the operations the plan names. Problems a retry cannot fix are
-non-retryable `ApplicationError`s: `InvalidSpec` for the document, `GateConfigError` for the plan.
+Resolves header secrets (environment or file, never the plan), fetches and reads the OpenAPI
+document as schemathesis reads it (validating the whole of it only in strict mode), and selects
+the operations the plan names. Problems a retry cannot fix are raised as non-retryable
+`ApplicationError`s (`InvalidSpec` for the document, `GateConfigError` for the plan), which the
+activity turns into a failed report.
 """
 
 from __future__ import annotations

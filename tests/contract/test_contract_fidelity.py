@@ -7,14 +7,19 @@ sets, the (failure code, operation) sets and the verdicts must be equal.
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 
 from examples.support_desk.launcher import SupportDeskProcess
 from tests.contract.apps import AppProcess
 from tests.contract.fidelity import Comparison, compare
+from tests.helpers import recording_server
 from warden.models.contract import STATEFUL_LABEL, ContractSpec
 from warden.settings import Settings
 
@@ -135,3 +140,138 @@ async def test_sample_service_fails_as_st_run_fails(
     assert not comparison.gate.passed
     stateful = [f for f in comparison.gate_failures if f.phase == "stateful"]
     assert all(f.operation == STATEFUL_LABEL and f.chain for f in stateful)
+
+
+ITEM = {
+    "type": "object",
+    "required": ["id", "name"],
+    "properties": {"id": {"type": "string"}, "name": {"type": "string"}},
+}
+LINKED_DOCUMENT: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {"title": "items", "version": "1"},
+    "paths": {
+        "/items": {
+            "post": {
+                "operationId": "createItem",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["name"],
+                                "properties": {"name": {"type": "string"}},
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": {
+                        "description": "created",
+                        "content": {"application/json": {"schema": ITEM}},
+                        "links": {
+                            "GetItem": {
+                                "operationId": "getItem",
+                                "parameters": {"itemId": "$response.body#/id"},
+                            },
+                            "DeleteItem": {
+                                "operationId": "deleteItem",
+                                "parameters": {"itemId": "$response.body#/id"},
+                            },
+                        },
+                    },
+                    "400": {"description": "bad input"},
+                },
+            }
+        },
+        "/items/{itemId}": {
+            "get": {
+                "operationId": "getItem",
+                "parameters": [
+                    {"name": "itemId", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the item",
+                        "content": {"application/json": {"schema": ITEM}},
+                    },
+                    "404": {"description": "no such item"},
+                },
+            },
+            "delete": {
+                "operationId": "deleteItem",
+                "parameters": [
+                    {"name": "itemId", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "204": {
+                        "description": "deleted",
+                        "links": {
+                            "GetDeletedItem": {
+                                "operationId": "getItem",
+                                "parameters": {"itemId": "$request.path.itemId"},
+                            }
+                        },
+                    },
+                    "404": {"description": "no such item"},
+                },
+            },
+        },
+    },
+}
+
+
+async def test_a_stateful_finding_is_named_by_its_chain_as_st_run_names_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A deleted item can still be read: only a chain (create, delete, read) finds that."""
+    items: dict[str, str] = {}
+    deleted: set[str] = set()
+
+    def serve(
+        method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        route = path.split("?")[0]
+        json_type = {"Content-Type": "application/json"}
+        if method == "GET" and route == "/openapi.json":
+            return 200, json_type, json.dumps(LINKED_DOCUMENT).encode()
+        if method == "POST" and route == "/items":
+            try:
+                payload = json.loads(body)
+                name = payload["name"]
+                assert isinstance(name, str) and set(payload) == {"name"}
+            except Exception:
+                return 400, json_type, b'{"error": "bad input"}'
+            item_id = uuid.uuid4().hex
+            items[item_id] = name
+            return 201, json_type, json.dumps({"id": item_id, "name": name}).encode()
+        item_id = route.removeprefix("/items/")
+        if method == "DELETE" and route.startswith("/items/"):
+            if item_id not in items or item_id in deleted:
+                return 404, json_type, b'{"error": "no such item"}'
+            deleted.add(item_id)
+            return 204, {}, b""
+        if method == "GET" and route.startswith("/items/"):
+            # The defect: a deleted item is still served.
+            if item_id not in items:
+                return 404, json_type, b'{"error": "no such item"}'
+            return 200, json_type, json.dumps({"id": item_id, "name": items[item_id]}).encode()
+        return 405, {**json_type, "Allow": "GET, POST"}, b"{}"
+
+    with recording_server(serve) as server:
+        spec = ContractSpec(max_examples=10, seed=7, checks=["use_after_free"])
+        comparison = await compare("linked-items", settings, server.url, spec, tmp_path)
+    assert_same(comparison)
+    stateful = [f for f in comparison.gate_failures if f.phase == "stateful"]
+    assert stateful, comparison.gate_failures
+    for failure in stateful:
+        assert failure.operation == STATEFUL_LABEL
+        assert failure.check == "use_after_free" and failure.code == "ST301"
+        assert failure.chain[0] == "POST /items" and failure.chain[-1] == "GET /items/{itemId}"
+        assert "DELETE /items/{itemId}" in failure.chain
+        assert failure.curl.count("curl ") == len(failure.chain)
+    cases = ElementTree.parse(str(comparison.gate.junit_report)).getroot().iter("testcase")
+    stateful_case = next(c for c in cases if c.attrib["name"] == STATEFUL_LABEL)
+    assert "Chain: POST /items -> " in (stateful_case.find("failure").text or "")  # type: ignore[union-attr]

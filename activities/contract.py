@@ -7,6 +7,11 @@ curl command, no report files to parse), its stop event ends a cancelled run wit
 flight, and the worker pays the import cost once instead of on every run. The engine itself is
 synchronous, so it runs on its own thread while the activity's coroutine heartbeats, watches the
 time budget and listens for cancellation.
+
+The events also go through `st run`'s own execution context (see `contract_report`), so the gate
+names failures and decides its verdict exactly as `st run` would with the same settings. A
+document or plan that cannot be used is a failed report with a `reason`, never an exception:
+the reports are written for every outcome.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import asyncio
 import logging
 import os
 import random
+import shlex
 import threading
 import time
 import uuid
@@ -38,6 +44,7 @@ from activities.contract_report import (
 )
 from activities.contract_spec import (
     ResolvedHeaders,
+    SpecLocation,
     effective_base_url,
     fetch_document,
     gate_config_error,
@@ -113,7 +120,12 @@ class ContractActivities:
         counts = [0, 0]  # distinct failures, test cases: for the worker metrics
         try:
             report = await self._run(input, started, counts)
-            result = "passed" if report.passed else ("timed_out" if report.timed_out else "failed")
+            if report.passed:
+                result = "passed"
+            elif report.error_type is not None:
+                result = "error"
+            else:
+                result = "timed_out" if report.timed_out else "failed"
             return report
         except asyncio.CancelledError:
             result = "cancelled"
@@ -135,22 +147,57 @@ class ContractActivities:
             )
 
     async def _run(self, input: ContractInput, started: float, counts: list[int]) -> ContractReport:
+        """Every outcome ends in a report written to disk: a document that cannot be fetched or
+        used and a plan that cannot run here are reports with a `reason`, not exceptions, so the
+        stage's evidence always points at `contract.json` and `contract.junit.xml`."""
         spec = input.spec
-        headers = resolve_headers(spec.headers)
-        location = resolve_location(spec.openapi, input.base_url)
-        document = await fetch_document(
-            location,
-            # The plan's headers (credentials) go to the stage only, not to a document hosted elsewhere.
-            headers=headers.values if same_origin(location.location, input.base_url) else {},
-            trace_id=input.trace_id,
-            timeout=self.http_timeout_s,
-        )
+        json_path, junit_path = report_paths(self.artifacts_dir, input.release_id, input.stage)
         seed = spec.seed if spec.seed is not None else random.SystemRandom().randrange(2**63)
-        schema = build_schema(document, input, headers, seed, source=location.location)
-        labels = [op.ok().label for op in schema.get_all_operations() if _is_ok(op)]
-        collector = RunCollector(labels, headers.redact)
-        deadline = started + spec.time_budget.total_seconds()
+        source = spec.openapi
+        headers = ResolvedHeaders()
+        try:
+            headers = resolve_headers(spec.headers)
+            location = resolve_location(spec.openapi, input.base_url)
+            source = location.location
+            document = await fetch_document(
+                location,
+                # The plan's headers (credentials) go to the stage only, not to a document hosted elsewhere.
+                headers=headers.values if same_origin(location.location, input.base_url) else {},
+                trace_id=input.trace_id,
+                timeout=self.http_timeout_s,
+            )
+            schema, labels = build_schema(document, input, headers, seed, location=location)
+        except ApplicationError as exc:
+            problems = exc.details[0] if exc.details and isinstance(exc.details[0], list) else []
+            return await self._refused(
+                input,
+                started,
+                RunCollector(None, headers.redact),
+                reason=headers.redact(exc.message),
+                error_type=exc.type or "GateError",
+                problems=[headers.redact(p) for p in problems],
+                source=source,
+                seed=seed,
+                paths=(json_path, junit_path),
+            )
+        except Exception as exc:  # a crash still leaves a report, without a traceback in it
+            log.exception("contract run %s/%s could not start", input.release_id, input.stage)
+            return await self._refused(
+                input,
+                started,
+                RunCollector(None, headers.redact),
+                reason=headers.redact(f"the gate could not run: {_describe(exc)}"),
+                error_type="GateError",
+                problems=[],
+                source=source,
+                seed=seed,
+                paths=(json_path, junit_path),
+            )
 
+        collector = RunCollector(
+            schema, headers.redact, location=location.location, operation_labels=labels
+        )
+        deadline = started + spec.time_budget.total_seconds()
         _ACTIVE_RUNS.add(id(schema))
         try:
             timed_out = await self._drive(schema, collector, deadline, spec.request_timeout)
@@ -158,6 +205,7 @@ class ContractActivities:
             _ACTIVE_RUNS.discard(id(schema))
 
         collector.finish()
+        failures = collector.failures
         total, tested, errored, skipped = collector.counts()
         errors = [*collector.run_errors]
         errors += [f"{r.label}: {e}" for r in collector.operations.values() for e in r.errors]
@@ -165,7 +213,8 @@ class ContractActivities:
             errors.insert(0, f"the service at {input.base_url} stopped answering during the run")
         locked_out = collector.locked_out()
         if locked_out:
-            # Conformant 401s prove nothing about the API behind them; schemathesis only warns.
+            # Conformant 401s prove nothing about the API behind them: the gate runs with
+            # schemathesis' `warnings.fail-on = ["missing_auth"]`, so they fail it.
             errors.append(
                 f"{len(locked_out)} operation(s) answered only 401/403 and never 2xx, e.g. {locked_out[0]}: "
                 "the run did not get past authentication (set the contract's headers, e.g. "
@@ -173,10 +222,14 @@ class ContractActivities:
             )
         if not timed_out and not collector.finished:
             errors.append("the schemathesis run ended without finishing")
+        exit_code = collector.exit_code
+        if not timed_out and not failures and not errors and exit_code != 0:
+            context = collector.context
+            why = context.nothing_tested_reason if context is not None else None
+            errors.append(why or f"schemathesis ended the run with exit code {exit_code}")
         if tested == 0 and not errors and not timed_out:
             errors.append("no operation could be tested")
-        passed = not collector.failures and not errors and not timed_out
-        json_path, junit_path = report_paths(self.artifacts_dir, input.release_id, input.stage)
+        passed = exit_code == 0 and not failures and not errors and not timed_out
         report = ContractReport(
             passed=passed,
             spec=location.location,
@@ -186,30 +239,68 @@ class ContractActivities:
             operations_tested=tested,
             operations_errored=errored,
             operations_skipped=skipped,
-            test_cases=collector.test_cases,
-            failures=collector.failures,
-            failures_total=len(collector.failures),
+            test_cases=collector.cases_generated(),
+            failures=failures,
+            failures_total=len(failures),
             errors=errors,
             duration_s=round(time.monotonic() - started, 3),
             timed_out=timed_out,
             json_report=str(json_path),
             junit_report=str(junit_path),
+            warnings=collector.warnings(),
         )
-        counts[:] = [len(collector.failures), collector.test_cases]
+        counts[:] = [len(failures), report.test_cases]
         await asyncio.to_thread(
             write_reports,
             report,
             collector,
             json_path=json_path,
             junit_path=junit_path,
-            context={
-                "release_id": input.release_id,
-                "stage": input.stage,
-                "trace_id": input.trace_id,
-                "checks": input.spec.checks,
-                "exclude_checks": input.spec.exclude_checks,
-                "max_examples": input.spec.max_examples,
-            },
+            context=_report_context(input),
+            reproduce=st_run_equivalent(schema, input, location.location, seed, labels),
+        )
+        return capped(report)
+
+    async def _refused(
+        self,
+        input: ContractInput,
+        started: float,
+        collector: RunCollector,
+        *,
+        reason: str,
+        error_type: str,
+        problems: list[str],
+        source: str,
+        seed: int,
+        paths: tuple[Path, Path],
+    ) -> ContractReport:
+        json_path, junit_path = paths
+        report = ContractReport(
+            passed=False,
+            spec=source,
+            base_url=input.base_url,
+            seed=seed,
+            errors=problems,
+            duration_s=round(time.monotonic() - started, 3),
+            json_report=str(json_path),
+            junit_report=str(junit_path),
+            reason=reason,
+            error_type=error_type,
+        )
+        log.warning(
+            "contract run %s/%s refused: %s",
+            input.release_id,
+            input.stage,
+            reason,
+            extra={"release_id": input.release_id, "stage": input.stage},
+        )
+        await asyncio.to_thread(
+            write_reports,
+            report,
+            collector,
+            json_path=json_path,
+            junit_path=junit_path,
+            context=_report_context(input),
         )
         return capped(report)
 
@@ -310,34 +401,75 @@ async def _next_item(queue: asyncio.Queue[Any], timeout: float) -> Any:
     return getter.result() if finished else _NOTHING_YET
 
 
+#: Settings the gate gives schemathesis beyond the plan's, as a `schemathesis.toml` would: no
+#: failure cache and no example database (a seed reproduces a run), and operations schemathesis
+#: saw answer only 401/403 fail the run (they prove nothing about the API behind them).
+GATE_SCHEMATHESIS_CONFIG: dict[str, Any] = {
+    "cache": {"enabled": False},
+    "generation": {"database": "none"},
+    "warnings": {"fail-on": ["missing_auth"]},
+}
+GATE_SCHEMATHESIS_TOML = """[cache]
+enabled = false
+
+[generation]
+database = "none"
+
+[warnings]
+fail-on = ["missing_auth"]
+"""
+
+
 def build_schema(
     document: dict[str, Any],
     input: ContractInput,
     headers: ResolvedHeaders,
     seed: int,
     *,
-    source: str,
-) -> Any:
-    """A validated schemathesis schema configured from the stage's `contract` section."""
+    location: SpecLocation,
+) -> tuple[Any, list[str]]:
+    """A schemathesis schema configured from the stage's `contract` section, and the labels of the
+    operations it will test.
+
+    It is loaded as `st run` loads it: no whole-document validation (problems in the operations
+    under test become errors of those operations; problems elsewhere do not matter), and with the
+    document's own location, so relative references resolve and the operation serving the document
+    is left out. `strict_document` validates the whole document first and refuses it with every
+    problem listed.
+    """
     from warden.http import USER_AGENT
 
     spec = input.spec
-    config = SchemathesisConfig(seed=seed)
-    # Reproducible from the seed alone: no cross-run failure cache, no example database.
-    config.cache.enabled = False
+    source = location.location
+    config = SchemathesisConfig.from_dict({**GATE_SCHEMATHESIS_CONFIG, "seed": seed})
     sanitization = config.output.sanitization
     sanitization.keys_to_sanitize = tuple(
         dict.fromkeys([*sanitization.keys_to_sanitize, *(n.lower() for n in headers.secret_names)])
     )
+    if "paths" in document and not isinstance(document["paths"], dict):
+        # `st run` stops with an internal error on this one; say what is wrong instead.
+        raise invalid_spec(f"OpenAPI document {source}: 'paths' must be an object")
     try:
         schema = schemathesis.openapi.from_dict(document, config=config)
     except Exception as exc:  # LoaderError: unsupported or missing version
         raise invalid_spec(f"OpenAPI document {source}: {_first_line(exc)}") from None
-    validate_document(schema, source)
+    schema.location = (
+        source if location.kind == "url" else Path(source).expanduser().absolute().as_uri()
+    )
+    if spec.strict_document:
+        problems = validate_document(schema, source)
+        if problems:
+            raise ApplicationError(
+                f"OpenAPI document {source} is invalid ({len(problems)} problem(s); "
+                f"strict_document is on): {problems[0]}",
+                problems,
+                type="InvalidSpec",
+                non_retryable=True,
+            )
     included, excluded = list(spec.checks), list(spec.exclude_checks)
     try:
         schema.config.update(
-            base_url=effective_base_url(input.base_url, schema.base_path),
+            base_url=effective_base_url(input.base_url, _base_path(schema, source)),
             headers={
                 "User-Agent": USER_AGENT,
                 # Requests outside test cases carry the run's id; test cases get their own (see the hook).
@@ -357,15 +489,88 @@ def build_schema(
         raise gate_config_error(
             f"contract settings rejected by schemathesis: {_first_line(exc)}"
         ) from None
-    return select_operations(schema, spec.include, spec.exclude)
+    selected = select_operations(schema, spec.include, spec.exclude)
+    return selected, operation_labels(selected)
 
 
-def _is_ok(result: Any) -> bool:
+def _base_path(schema: Any, source: str) -> str:
     try:
-        result.ok()
-    except Exception:
-        return False
-    return True
+        return str(schema.base_path)
+    except Exception as exc:  # a `servers` entry schemathesis cannot read
+        raise invalid_spec(
+            f"OpenAPI document {source}: its servers/basePath cannot be used ({_first_line(exc)})"
+        ) from None
+
+
+def operation_labels(schema: Any) -> list[str]:
+    """`METHOD /path` of every operation the schema will test, including ones it cannot build."""
+    labels: list[str] = []
+    try:
+        for result in schema.get_all_operations():
+            try:
+                labels.append(result.ok().label)
+            except Exception:
+                error = result.err()
+                method, path = getattr(error, "method", None), getattr(error, "path", None)
+                if method and path:
+                    labels.append(f"{method.upper()} {path}")
+    except Exception:  # the document has no usable `paths`; the engine reports it per run
+        pass
+    return list(dict.fromkeys(labels))
+
+
+def st_run_equivalent(
+    schema: Any, input: ContractInput, location: str, seed: int, labels: list[str]
+) -> dict[str, Any]:
+    """The plain `st run` that runs the same test: same document, base URL, operations, checks,
+    examples, seed and settings (the `config` goes to a `schemathesis.toml` next to it).
+
+    Secret headers appear as the variable or file they come from, never as their values.
+    """
+    spec = input.spec
+    args = ["st", "--config-file", "schemathesis.toml", "run", location]
+    args += ["--url", str(schema.config.base_url or input.base_url)]
+    args += ["--checks", ",".join(spec.checks)]
+    if spec.exclude_checks:
+        args += ["--exclude-checks", ",".join(spec.exclude_checks)]
+    args += ["--max-examples", str(spec.max_examples), "--seed", str(seed)]
+    args += ["--request-timeout", f"{spec.request_timeout.total_seconds():g}"]
+    for name, header in spec.headers.items():
+        if header.value is not None:
+            value = header.prefix + header.value
+        elif header.from_env is not None:
+            value = f"{header.prefix}${{{header.from_env}}}"
+        else:
+            value = f"{header.prefix}$(cat {header.from_file})"
+        args += ["-H", f"{name}: {value}"]
+    if spec.include or spec.exclude:
+        # The operations the plan's include/exclude selected, by name: exact, whatever the entry was.
+        for label in labels:
+            args += ["--include-name", label]
+    return {
+        "command": " ".join(
+            shlex.quote(a) if "${" not in a and "$(" not in a else f'"{a}"' for a in args
+        ),
+        "argv": args,
+        "config": GATE_SCHEMATHESIS_TOML,
+    }
+
+
+def _report_context(input: ContractInput) -> dict[str, Any]:
+    return {
+        "release_id": input.release_id,
+        "stage": input.stage,
+        "trace_id": input.trace_id,
+        "checks": input.spec.checks,
+        "exclude_checks": input.spec.exclude_checks,
+        "max_examples": input.spec.max_examples,
+        "strict_document": input.spec.strict_document,
+    }
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:300]}" if text else type(exc).__name__
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,8 +1,12 @@
 """Contract gate, part 2: what a schemathesis run found, as a report people and CI can read.
 
-`RunCollector` folds the engine's events into per-operation results; `write_reports` writes the
-full JSON report and a JUnit XML file (one test case per operation, one failure per check).
-The report that goes back into workflow history is capped; the files on disk are complete.
+`RunCollector` feeds the engine's events to schemathesis' own `st run` bookkeeping (its
+execution context: the statistic that deduplicates and names failures, the warnings, the exit
+code) and keeps, beside it, what the gate reports per operation. So a failure is named exactly as
+`st run` names it, and the verdict is the one `st run` would give. `write_reports` writes the
+full JSON report (with the `st run --report json` document for the same run) and a JUnit XML
+file (one test case per operation, one failure per check). The report that goes back into
+workflow history is capped; the files on disk are complete.
 """
 
 from __future__ import annotations
@@ -11,15 +15,21 @@ import json
 import os
 import platform
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
+from schemathesis.cli.commands.run.context import ExecutionContext
+from schemathesis.cli.constants import ExitCode
+from schemathesis.cli.events import LoadingFinished
+from schemathesis.core.failures import RUN_CHECKS_LABEL
 from schemathesis.engine import Status, StopReason, events
+from schemathesis.engine.run import PhaseName
 
-from warden.models.contract import ContractFailure, ContractReport
+from warden.models.contract import STATEFUL_LABEL, ContractFailure, ContractReport
 
 #: Failures kept in the report returned to the workflow; the files on disk keep them all.
 HISTORY_FAILURE_CAP = 50
@@ -27,6 +37,13 @@ HISTORY_FAILURE_CAP = 50
 HISTORY_ERROR_CAP = 20
 MESSAGE_LIMIT = 2000
 RUN_LABEL = "(run)"
+#: Phases whose cases `st run` counts as tests (sign-up and login calls prepare the run).
+TEST_PHASES = {
+    PhaseName.EXAMPLES,
+    PhaseName.COVERAGE,
+    PhaseName.FUZZING,
+    PhaseName.STATEFUL_TESTING,
+}
 
 
 @dataclass
@@ -35,10 +52,6 @@ class OperationResult:
     test_cases: int = 0
     elapsed_s: float = 0.0
     tested: bool = False
-    #: Responses by status class: an operation that only ever answered 401/403 was not really tested.
-    auth_refusals: int = 0
-    successes: int = 0
-    responses: int = 0
     skip_reasons: set[str] = field(default_factory=set)
     failures: list[ContractFailure] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -66,22 +79,47 @@ class OperationResult:
 
 
 class RunCollector:
-    """Folds engine events into results. Call `add` for every event, in order, from one thread."""
+    """Folds engine events into results. Call `add` for every event, in order, from one thread.
 
-    def __init__(self, operation_labels: list[str], redact: Callable[[str], str]) -> None:
-        self.operations: dict[str, OperationResult] = {
-            label: OperationResult(label) for label in operation_labels
-        }
+    Without a schema (the document could not be loaded) it collects nothing and reports no
+    operation: the report then carries the reason instead.
+    """
+
+    def __init__(
+        self,
+        schema: Any | None,
+        redact: Callable[[str], str],
+        *,
+        location: str = "",
+        operation_labels: list[str] | None = None,
+    ) -> None:
         self.redact = redact
-        self.failures: list[ContractFailure] = []
+        self.operations: dict[str, OperationResult] = {
+            label: OperationResult(label) for label in operation_labels or []
+        }
         self.run_errors: list[str] = []
-        self._seen: dict[tuple[str, str, Any], ContractFailure] = {}
-        self._errored_scenarios: set[str] = set()
         self.test_cases = 0
         self.scenarios_finished = 0
         self.phase: str | None = None
         self.stop_reason: StopReason | None = None
         self.finished = False
+        self.started_at: float | None = None
+        self.fatal_error: events.FatalError | None = None
+        self.engine_finished: events.EngineFinished | None = None
+        #: Which check, in which phase, raised each failure schemathesis kept (by object identity).
+        self._origin: dict[int, tuple[str, str]] = {}
+        self._failures: list[ContractFailure] | None = None
+        self.context: ExecutionContext | None = None
+        if schema is not None:
+            self.context = ExecutionContext(config=schema.config)
+            self.context.on_event(
+                LoadingFinished.from_schema(
+                    schema,
+                    location=location,
+                    start_time=time.time(),
+                    base_url=schema.get_base_url(),
+                )
+            )
 
     def _operation(self, label: str) -> OperationResult:
         if label not in self.operations:
@@ -89,18 +127,27 @@ class RunCollector:
         return self.operations[label]
 
     def add(self, event: events.EngineEvent) -> None:
-        if isinstance(event, events.PhaseStarted):
+        if self.context is not None:
+            self.context.on_event(event)
+        self._failures = None
+        if isinstance(event, events.EngineStarted):
+            self.started_at = event.timestamp
+        elif isinstance(event, events.PhaseStarted):
             self.phase = event.phase.name.value
         elif isinstance(event, events.ScenarioFinished):
             self._scenario(event)
         elif isinstance(event, events.NonFatalError):
-            text = f"{event.info.title}: {event.info.message}".strip()
-            message = self.redact(text)[:MESSAGE_LIMIT]
+            message = self.redact(error_text(event.info.title, event.info.message))[:MESSAGE_LIMIT]
             if event.related_to_operation and event.label:
-                self._operation(event.label).errors.append(message)
+                result = self._operation(event.label)
+                if message not in result.errors:
+                    result.errors.append(message)
             else:
-                self.run_errors.append(f"{event.label}: {message}" if event.label else message)
+                entry = f"{event.label}: {message}" if event.label else message
+                if entry not in self.run_errors:
+                    self.run_errors.append(entry)
         elif isinstance(event, events.FatalError):
+            self.fatal_error = event
             self.run_errors.append(
                 self.redact(
                     f"schemathesis stopped: {type(event.exception).__name__}: {event.exception}"
@@ -108,12 +155,14 @@ class RunCollector:
             )
         elif isinstance(event, events.EngineFinished):
             self.finished = True
+            self.engine_finished = event
             self.stop_reason = event.stop_reason
             for failure in event.failures:
-                self._record(RUN_LABEL, type(failure).__name__, failure, None, "")
+                checks = getattr(failure, "checks", ()) or (type(failure).__name__,)
+                self._origin[id(failure)] = (checks[0], "")
 
     def _scenario(self, event: events.ScenarioFinished) -> None:
-        if not event.is_test_scenario:
+        if not event.is_test_scenario or event.phase not in TEST_PHASES:
             return
         self.scenarios_finished += 1
         recorder = event.recorder
@@ -123,60 +172,105 @@ class RunCollector:
                 result.skip_reasons.add(event.skip_reason)
             return
         self.test_cases += len(recorder.cases)
+        phase = event.phase.value
         for case_id, node in recorder.cases.items():
-            label = node.value.operation.label
-            result = self._operation(label)
+            result = self._operation(node.value.operation.label)
             result.test_cases += 1
             interaction = recorder.interactions.get(case_id)
             response = interaction.response if interaction is not None else None
             if response is not None:
                 result.tested = True
                 result.elapsed_s += response.elapsed
-                result.responses += 1
-                result.auth_refusals += response.status_code in (401, 403)
-                result.successes += 200 <= response.status_code < 300
             for check in recorder.checks.get(case_id, []):
-                info = check.failure_info
-                if info is None:
-                    continue
-                self._record(
-                    label,
-                    check.name,
-                    info.failure,
-                    response.status_code if response else None,
-                    info.code_sample,
-                )
-        if event.status == Status.ERROR and event.label:
-            self._errored_scenarios.add(event.label)
+                if check.failure_info is not None:
+                    self._origin.setdefault(id(check.failure_info.failure), (check.name, phase))
 
     def finish(self) -> None:
-        """After the last event: an operation whose scenario errored without saying why gets a reason."""
-        for label in self._errored_scenarios:
-            result = self._operation(label)
-            if not result.failures and not result.errors:
-                result.errors.append("schemathesis reported an error on this operation")
+        """After the last event: failures land on the operations schemathesis names."""
+        for failure in self.failures:
+            result = self._operation(failure.operation)
+            result.tested = True
+            result.failures.append(failure)
 
-    def _record(
-        self, label: str, check: str, failure: Any, status_code: int | None, curl: str
-    ) -> None:
+    # -- what schemathesis found, named as `st run` names it --------------------------------
+
+    @property
+    def failures(self) -> list[ContractFailure]:
+        """Every distinct failure, as `st run` lists it: by operation, then case."""
+        if self._failures is not None:
+            return self._failures
+        found: list[ContractFailure] = []
+        if self.context is not None:
+            statistic = self.context.statistic
+            for label in sorted(statistic.failures):
+                for group in statistic.failures[label].values():
+                    for failure in group.failures:
+                        found.append(self._failure(label, group, failure))
+        self._failures = found
+        return found
+
+    def _failure(self, label: str, group: Any, failure: Any) -> ContractFailure:
+        check, phase = self._origin.get(id(failure), (type(failure).__name__, ""))
         title = getattr(failure, "title", "") or type(failure).__name__
         message = getattr(failure, "message", "") or ""
         text = self.redact(f"{title}: {message}".strip().rstrip(":"))[:MESSAGE_LIMIT]
-        curl = self.redact(curl)
-        # Schemathesis failures compare by kind and operation, so repeats of one problem collapse;
-        # the shortest reproduction of each is kept (shrinking finds it last, coverage first).
-        key = (label, check, failure)
-        known = self._seen.get(key)
-        if known is not None:
-            if curl and len(curl) < len(known.curl):
-                known.curl, known.message, known.status_code = curl, text, status_code
-            return
-        record = ContractFailure(
-            operation=label, check=check, message=text, status_code=status_code, curl=curl
+        steps = list(getattr(group, "steps", None) or [])
+        stateful = label == STATEFUL_LABEL
+        return ContractFailure(
+            operation=RUN_LABEL if label == RUN_CHECKS_LABEL else label,
+            check=check,
+            message=text,
+            status_code=group.response.status_code if group.response is not None else None,
+            curl=self.redact(group.code_sample or ""),
+            phase=phase or None,
+            code=getattr(failure, "code", None),
+            chain=[step.operation for step in steps] if stateful else [],
         )
-        self._seen[key] = record
-        self.failures.append(record)
-        self._operation(label).failures.append(record)
+
+    @property
+    def exit_code(self) -> int:
+        """The exit code `st run` would give this run (0: passed)."""
+        if self.context is None:
+            return int(ExitCode.ERROR)
+        return int(self.context.exit_code)
+
+    def summary(self) -> Any:
+        return self.context.summary() if self.context is not None else None
+
+    def st_report(self, *, command: str, seed: int | None) -> dict[str, Any] | None:
+        """The document `st run --report json` writes for the same run."""
+        if self.context is None:
+            return None
+        from schemathesis.cli.json_report import build_document
+
+        return build_document(
+            summary=self.context.summary(),
+            command=command,
+            seed=seed,
+            started_at=self.started_at,
+            finished=self.engine_finished,
+            fatal_error=self.fatal_error,
+            exit_code=self.exit_code,
+        )
+
+    def warnings(self) -> list[str]:
+        """Schemathesis' warnings, one line per kind, with the operations it names."""
+        if self.context is None:
+            return []
+        lines = []
+        for kind, labels in self.context.warnings.as_labels().items():
+            if labels:
+                shown = ", ".join(labels[:5]) + (" ..." if len(labels) > 5 else "")
+                lines.append(f"{kind}: {shown}")
+        return lines
+
+    def locked_out(self) -> list[str]:
+        """Operations schemathesis saw answer only 401/403: the run was not let in."""
+        if self.context is None:
+            return []
+        return sorted(
+            {label for labels in self.context.warnings.missing_auth.values() for label in labels}
+        )
 
     # -- summary -----------------------------------------------------------------------------
 
@@ -187,24 +281,39 @@ class RunCollector:
             "scenarios": self.scenarios_finished,
             "test_cases": self.test_cases,
             "operations_tested": sum(1 for r in self.operations.values() if r.tested),
-            "failures": len(self.failures),
+            "failures": len(self.context.statistic.unique_failures_map) if self.context else 0,
         }
 
-    def locked_out(self) -> list[str]:
-        """Operations that never answered 2xx and mostly answered 401/403: the run was not let in."""
-        return sorted(
-            r.label
-            for r in self.operations.values()
-            if r.responses and not r.successes and r.auth_refusals * 2 >= r.responses
-        )
-
     def counts(self) -> tuple[int, int, int, int]:
-        """(total, tested, errored, skipped) over the selected operations."""
-        results = [r for label, r in self.operations.items() if label != RUN_LABEL]
-        tested = sum(1 for r in results if r.tested)
-        errored = sum(1 for r in results if r.errors and not r.tested)
-        skipped = len(results) - tested - errored
-        return len(results), tested, errored, skipped
+        """(total, tested, errored, skipped) over the selected operations, as `st run` counts them."""
+        summary = self.summary()
+        if summary is not None and summary.operations is not None:
+            operations = summary.operations
+            return operations.selected, operations.tested, operations.errored, operations.skipped
+        return 0, 0, 0, 0
+
+    def cases_generated(self) -> int:
+        if self.context is None:
+            return 0
+        return int(self.context.statistic.total_cases)
+
+
+def error_text(title: str, message: str) -> str:
+    """One line for an error schemathesis reports: its title, first line and details, no dumps.
+
+    Schema errors carry the whole problematic definition; the report keeps where and why.
+    """
+    lines = [line.strip() for line in (message or "").splitlines()]
+    parts = [title.strip()] if title and title.strip() else []
+    first = next((line for line in lines if line), "")
+    if first and first not in parts:
+        parts.append(first)
+    for marker in ("Location:", "Error details:"):
+        if marker in lines:
+            detail = next((line for line in lines[lines.index(marker) + 1 :] if line), "")
+            if detail:
+                parts.append(f"{marker.rstrip(':').lower()} {detail}")
+    return ": ".join(parts) or "error"
 
 
 def capped(report: ContractReport) -> ContractReport:
@@ -229,14 +338,20 @@ def write_reports(
     json_path: Path,
     junit_path: Path,
     context: dict[str, Any],
+    reproduce: dict[str, Any] | None = None,
 ) -> None:
+    """Both files, whatever the outcome: a run that tested nothing still says why."""
     json_path.parent.mkdir(parents=True, exist_ok=True)
+    command = (reproduce or {}).get("command", "")
     document = {
         **context,
         **report.model_dump(mode="json"),
         "operations": [
             r.as_dict() for r in sorted(collector.operations.values(), key=lambda r: r.label)
         ],
+        # How to run the same test with plain `st run`, and what `st run --report json` says.
+        "reproduce": reproduce,
+        "schemathesis": collector.st_report(command=command, seed=report.seed),
     }
     _write_atomic(json_path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     _write_atomic(
@@ -252,7 +367,8 @@ def render_junit(report: ContractReport, collector: RunCollector, *, suite: str)
     results = sorted(
         (r for r in collector.operations.values() if r.label != RUN_LABEL), key=lambda r: r.label
     )
-    run_problems = list(report.errors)
+    run_problems = [report.reason] if report.reason else []
+    run_problems += list(report.errors)
     if RUN_LABEL in collector.operations:  # checks over the whole run rather than one operation
         run_problems += [
             f"{f.check}: {f.message}" for f in collector.operations[RUN_LABEL].failures
@@ -286,6 +402,7 @@ def render_junit(report: ContractReport, collector: RunCollector, *, suite: str)
         ("seed", "" if report.seed is None else str(report.seed)),
         ("test_cases", str(report.test_cases)),
         ("timed_out", str(report.timed_out).lower()),
+        ("schemathesis_version", _schemathesis_version()),
     ):
         ElementTree.SubElement(properties, "property", {"name": name, "value": value})
     classname = suite
@@ -302,10 +419,18 @@ def render_junit(report: ContractReport, collector: RunCollector, *, suite: str)
                 {"type": failure.check, "message": _clean(failure.message.splitlines()[0])},
             )
             lines = [failure.message]
+            found = [f"code: {failure.code}"] if failure.code else []
+            if failure.phase:
+                found.append(f"phase: {failure.phase}")
+            if found:
+                lines.append(", ".join(found))
+            if failure.chain:
+                lines.append("Chain: " + " -> ".join(failure.chain))
             if failure.status_code is not None:
                 lines.append(f"HTTP status: {failure.status_code}")
             if failure.curl:
-                lines.append(f"Reproduce with:\n    {failure.curl}")
+                curl = failure.curl.replace("\n", "\n    ")
+                lines.append(f"Reproduce with:\n    {curl}")
             element.text = _clean("\n\n".join(lines))
         if result.errors and not result.failures:
             element = ElementTree.SubElement(
@@ -320,7 +445,9 @@ def render_junit(report: ContractReport, collector: RunCollector, *, suite: str)
             testsuite, "testcase", {"classname": classname, "name": RUN_LABEL, "time": "0"}
         )
         element = ElementTree.SubElement(
-            case, "error", {"type": "run", "message": _clean(run_problems[0][:200])}
+            case,
+            "error",
+            {"type": report.error_type or "run", "message": _clean(run_problems[0][:200])},
         )
         element.text = _clean("\n".join(run_problems))
     ElementTree.indent(root)
@@ -329,6 +456,12 @@ def render_junit(report: ContractReport, collector: RunCollector, *, suite: str)
         + ElementTree.tostring(root, encoding="unicode")
         + "\n"
     )
+
+
+def _schemathesis_version() -> str:
+    from schemathesis.core.version import SCHEMATHESIS_VERSION
+
+    return str(SCHEMATHESIS_VERSION)
 
 
 def _clean(text: str) -> str:

@@ -1,14 +1,16 @@
 """Contract gate, part 1: from a stage's `contract` section to a schemathesis schema ready to run.
 
-Resolves header secrets (environment or file, never the plan), fetches and validates the
-OpenAPI document, and selects the operations the plan names. Problems a retry cannot fix are
-non-retryable `ApplicationError`s: `InvalidSpec` for the document, `GateConfigError` for the plan.
+Resolves header secrets (environment or file, never the plan), fetches and reads the OpenAPI
+document as schemathesis reads it (validating the whole of it only in strict mode), and selects
+the operations the plan names. Problems a retry cannot fix are raised as non-retryable
+`ApplicationError`s (`InvalidSpec` for the document, `GateConfigError` for the plan), which the
+activity turns into a failed report.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -17,7 +19,6 @@ from typing import Any
 from urllib.parse import urljoin, urlparse
 
 import httpx
-import yaml
 from temporalio.exceptions import ApplicationError
 
 from warden.http import new_client, trace_headers
@@ -26,6 +27,8 @@ from warden.models.contract import ContractSpec, HeaderValue
 HTTP_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"})
 FETCH_ATTEMPTS = 3
 REDACTED = "[REDACTED]"
+
+log = logging.getLogger("warden.contract")
 
 
 def invalid_spec(message: str) -> ApplicationError:
@@ -107,17 +110,29 @@ def same_origin(url: str, base_url: str) -> bool:
     return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
 
 
-def parse_document(text: str, source: str) -> dict[str, Any]:
-    """JSON or YAML; the result must look like an OpenAPI (or Swagger) document."""
+def parse_document(text: str, source: str, *, content_type: str | None = None) -> dict[str, Any]:
+    """JSON or YAML, read the way schemathesis reads it; the result must look like OpenAPI (or Swagger).
+
+    Schemathesis' own loader decides (by `Content-Type`, then by the file's suffix, then JSON
+    before YAML), so a document `st run` can read is read here too, with the same YAML rules.
+    """
+    from schemathesis.core.errors import LoaderError
+    from schemathesis.openapi.loaders import detect_content_type, load_content
+
+    kind = detect_content_type(
+        headers={"Content-Type": content_type} if content_type else None, path=source
+    )
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError:
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise invalid_spec(
-                f"OpenAPI document {source} is neither JSON nor YAML ({_first_line(exc)})"
-            ) from None
+        doc = load_content(text, kind)
+    except LoaderError as exc:
+        details = "; ".join(exc.extras[:2]) if exc.extras else _first_line(exc)
+        raise invalid_spec(
+            f"OpenAPI document {source} is neither JSON nor YAML ({details})"
+        ) from None
+    except Exception as exc:  # a YAML constructor the loader refuses, deep recursion, ...
+        raise invalid_spec(
+            f"OpenAPI document {source} is neither JSON nor YAML ({_first_line(exc)})"
+        ) from None
     if not isinstance(doc, dict):
         raise invalid_spec(f"OpenAPI document {source} is not an object")
     if "openapi" not in doc and "swagger" not in doc:
@@ -155,20 +170,51 @@ async def fetch_document(
                 raise invalid_spec(
                     f"GET {url} answered HTTP {response.status_code}; expected the OpenAPI document"
                 )
-            return parse_document(response.text, url)
+            return parse_document(
+                response.text, url, content_type=response.headers.get("content-type")
+            )
     raise invalid_spec(f"OpenAPI document {url} is unreachable ({last_error})")
 
 
-def validate_document(schema: Any, source: str) -> None:
-    """The document must be valid OpenAPI: a broken contract cannot be tested, only refused."""
+def document_problems(schema: Any) -> list[str]:
+    """Every place the document breaks the OpenAPI (or Swagger 2.0) schema, as `/json/pointer: problem`."""
+    from schemathesis.specs.openapi.definitions import (
+        OPENAPI_30_VALIDATOR,
+        OPENAPI_31_VALIDATOR,
+        OPENAPI_32_VALIDATOR,
+        SWAGGER_20_VALIDATOR,
+    )
+    from schemathesis.specs.openapi.utils import parse_spec_version
+
+    raw = schema.raw_schema
+    # The same meta-schema schemathesis' own `validate()` picks for the document's version.
+    if "openapi" not in raw:
+        validator = SWAGGER_20_VALIDATOR
+    else:
+        version = parse_spec_version(str(raw.get("openapi", "")))
+        if version >= parse_spec_version("3.2"):
+            validator = OPENAPI_32_VALIDATOR
+        elif version >= parse_spec_version("3.1"):
+            validator = OPENAPI_31_VALIDATOR
+        else:
+            validator = OPENAPI_30_VALIDATOR
+    problems = []
     try:
-        schema.validate()
-    except Exception as exc:  # jsonschema_rs.ValidationError
-        path = "/".join(str(p) for p in getattr(exc, "instance_path", []) or [])
-        where = f" at /{path}" if path else ""
-        raise invalid_spec(
-            f"OpenAPI document {source} is invalid{where}: {_first_line(exc)}"
-        ) from None
+        for error in validator.iter_errors(raw):
+            pointer = "/" + "/".join(str(p) for p in error.instance_path)
+            problems.append(f"{pointer}: {_first_line(error)}")
+    except ValueError:  # keys that are not strings: schemathesis skips validation too
+        return []
+    return problems
+
+
+def validate_document(schema: Any, source: str) -> list[str]:
+    """Strict mode: the whole document must be valid OpenAPI. Returns every problem (empty: valid)."""
+    problems = document_problems(schema)
+    if problems:
+        log_problems = f"{len(problems)} problem(s)"
+        log.info("OpenAPI document %s is invalid: %s", source, log_problems)
+    return problems
 
 
 def effective_base_url(base_url: str, schema_base_path: str) -> str:
@@ -223,7 +269,12 @@ def _path_pattern(raw: str, path: str) -> re.Pattern[str]:
 
 
 def select_operations(schema: Any, include: list[str], exclude: list[str]) -> Any:
-    """Narrow the schema to the plan's operations; a filter that matches nothing is a configuration error."""
+    """Narrow the schema to the plan's operations; a filter that matches nothing is a configuration error.
+
+    `include` and `exclude` become schemathesis filters of their own kind, as `--include-...` and
+    `--exclude-...` options do for `st run`: only an include names an operation explicitly, so
+    the operation serving the document itself stays out unless an include asks for it.
+    """
     included = [OperationMatcher.parse(x) for x in include]
     excluded = [OperationMatcher.parse(x) for x in exclude]
     if not included and not excluded:
@@ -236,16 +287,21 @@ def select_operations(schema: Any, include: list[str], exclude: list[str]) -> An
                 f"contract include/exclude {matcher.raw!r} matches no operation (known: {names} ...)"
             )
 
-    def keep(method: str, path: str, operation_id: str | None) -> bool:
-        if included and not any(m.matches(method, path, operation_id) for m in included):
-            return False
-        return not any(m.matches(method, path, operation_id) for m in excluded)
+    def matching(matchers: list[OperationMatcher]) -> Any:
+        def match(ctx: Any) -> bool:
+            operation = ctx.operation
+            return any(
+                m.matches(operation.method, operation.path, _operation_id(operation))
+                for m in matchers
+            )
 
-    selected = schema.include(
-        func=lambda ctx: keep(
-            ctx.operation.method, ctx.operation.path, _operation_id(ctx.operation)
-        )
-    )
+        return match
+
+    selected = schema
+    if included:
+        selected = selected.include(func=matching(included))
+    if excluded:
+        selected = selected.exclude(func=matching(excluded))
     if selected.statistic.operations.selected == 0:
         raise gate_config_error("contract include/exclude leave no operation to test")
     return selected

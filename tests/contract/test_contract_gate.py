@@ -13,7 +13,6 @@ from xml.etree import ElementTree
 
 import httpx
 import pytest
-from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.contract import ContractActivities
@@ -150,16 +149,30 @@ async def test_excluding_the_broken_operation_passes_and_include_narrows(
     assert {f.operation for f in only.failures} == {SUGGEST}
 
 
-async def test_unreachable_spec_is_an_invalid_spec_error(settings: Settings) -> None:
+def assert_refused(report: ContractReport, error_type: str, *needles: str) -> dict[str, Any]:
+    """A refused run: failed, with its reason, and both report files written and saying why."""
+    assert not report.passed and report.error_type == error_type, report
+    assert report.reason is not None and "\n" not in report.reason
+    for needle in needles:
+        assert needle in report.reason, report.reason
+    assert report.summary() == f"failed: {report.reason}"
+    assert report.json_report and report.junit_report
+    on_disk: dict[str, Any] = json.loads(Path(report.json_report).read_text())
+    assert on_disk["passed"] is False and on_disk["reason"] == report.reason
+    run = junit_cases(report.junit_report)["(run)"].find("error")
+    assert run is not None and run.attrib["type"] == error_type
+    assert report.reason[:100] in run.attrib["message"]
+    assert "Traceback" not in Path(report.json_report).read_text()
+    return on_disk
+
+
+async def test_unreachable_spec_fails_the_gate_with_both_reports(settings: Settings) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    with pytest.raises(ApplicationError) as caught:
-        await run_gate(settings, gate_input(url))
-    assert caught.value.type == "InvalidSpec" and caught.value.non_retryable
-    assert "unreachable" in caught.value.message and url in caught.value.message
-    assert "\n" not in caught.value.message
+    report = await run_gate(settings, gate_input(url))
+    assert_refused(report, "InvalidSpec", "unreachable", url)
 
 
-async def test_invalid_document_is_an_invalid_spec_error(
+async def test_invalid_document_is_tested_as_st_run_tests_it_and_refused_in_strict_mode(
     settings: Settings, tmp_path: Path
 ) -> None:
     broken = {"openapi": "3.1.0", "paths": {"/ping": {"get": {"responses": "none"}}}}
@@ -172,18 +185,90 @@ async def test_invalid_document_is_an_invalid_spec_error(
         return 200, {"Content-Type": "text/html"}, b"<html>not an API</html>"
 
     with recording_server(serve) as server:
-        with pytest.raises(ApplicationError) as from_url:
-            await run_gate(settings, gate_input(server.url))
-        with pytest.raises(ApplicationError) as not_openapi:
-            await run_gate(settings, gate_input(server.url, openapi="/index.html"))
-    assert from_url.value.type == "InvalidSpec" and "invalid" in from_url.value.message
-    assert not_openapi.value.type == "InvalidSpec" and "OpenAPI" in not_openapi.value.message
+        lenient = await run_gate(settings, gate_input(server.url))
+        strict = await run_gate(
+            settings, gate_input(server.url, stage="strict", strict_document=True)
+        )
+        not_openapi = await run_gate(
+            settings, gate_input(server.url, stage="html", openapi="/index.html")
+        )
+    # Loaded as st run loads it: the broken operation is an error of that operation.
+    assert not lenient.passed and lenient.reason is None
+    assert lenient.operations_errored == 1 and lenient.operations_total == 1
+    assert [e.split(":")[0] for e in lenient.errors] == ["GET /ping"]
+    assert junit_cases(lenient.junit_report)["GET /ping"].find("error") is not None
+    # Strict: refused, with every problem listed.
+    on_disk = assert_refused(strict, "InvalidSpec", "invalid", "2 problem(s)")
+    assert len(strict.errors) == 2 and len(on_disk["errors"]) == 2
+    assert any(e.startswith("/paths//ping/get/responses") for e in strict.errors)
+    assert any("info" in e for e in strict.errors)
+    assert_refused(not_openapi, "InvalidSpec", "OpenAPI")
 
     path = tmp_path / "openapi.yaml"
     path.write_text("openapi: 3.1.0\ninfo: {title: x}\npaths: []\n")
-    with pytest.raises(ApplicationError) as from_file:
-        await run_gate(settings, gate_input("http://127.0.0.1:9", openapi=f"file:{path}"))
-    assert from_file.value.type == "InvalidSpec" and str(path) in from_file.value.message
+    from_file = await run_gate(settings, gate_input("http://127.0.0.1:9", openapi=f"file:{path}"))
+    assert_refused(from_file, "InvalidSpec", str(path), "paths")
+
+
+async def test_strict_document_passes_a_valid_document(
+    settings: Settings, good_desk: SupportDeskProcess
+) -> None:
+    report = await run_gate(
+        settings, gate_input(good_desk.url, include=[SUGGEST], strict_document=True, max_examples=3)
+    )
+    assert report.passed, report.summary()
+
+
+async def test_the_operation_serving_the_document_is_left_out_unless_included(
+    settings: Settings,
+) -> None:
+    """As `st run` does: the document's own endpoint is not an operation under test by default."""
+    document = {
+        "openapi": "3.0.3",
+        "info": {"title": "self-describing", "version": "1"},
+        "paths": {
+            "/openapi.json": {
+                "get": {"responses": {"200": {"description": "this document"}}},
+            },
+            "/ping": {
+                "get": {
+                    "responses": {
+                        "200": {
+                            "description": "pong",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    }
+                }
+            },
+        },
+    }
+
+    def serve(
+        method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        if method == "GET" and path.split("?")[0] == "/openapi.json":
+            return 200, {"Content-Type": "application/json"}, json.dumps(document).encode()
+        if method == "GET" and path.split("?")[0] == "/ping":
+            return 200, {"Content-Type": "application/json"}, b"{}"
+        return 405, {"Content-Type": "application/json", "Allow": "GET"}, b"{}"
+
+    with recording_server(serve) as server:
+        default = await run_gate(settings, gate_input(server.url, max_examples=2))
+        excluding = await run_gate(
+            settings, gate_input(server.url, stage="exclude", exclude=["GET /ping"], max_examples=2)
+        )
+        included = await run_gate(
+            settings,
+            gate_input(server.url, stage="include", include=["/openapi.json"], max_examples=2),
+        )
+    assert "GET /openapi.json" not in junit_cases(default.junit_report)
+    assert default.operations_total == 1
+    assert all(f.operation.endswith(" /ping") for f in default.failures)
+    # Excluding the other operations does not select the document's own endpoint either...
+    assert excluding.reason is not None and excluding.error_type == "GateConfigError"
+    # ...but an include that names it does.
+    assert included.operations_total == 1
+    assert "GET /openapi.json" in junit_cases(included.junit_report)
 
 
 async def test_every_request_carries_request_and_trace_ids(settings: Settings) -> None:
@@ -255,17 +340,15 @@ async def test_auth_header_from_the_environment_is_used_and_never_reported(
     assert any("401/403" in error for error in anonymous.errors)
 
     monkeypatch.delenv("SUPPORT_DESK_TOKEN")
-    with pytest.raises(ApplicationError) as missing:
-        await run_gate(settings, gate_input("http://127.0.0.1:9", headers=AUTH))
-    assert missing.value.type == "GateConfigError" and "SUPPORT_DESK_TOKEN" in missing.value.message
+    missing = await run_gate(settings, gate_input("http://127.0.0.1:9", headers=AUTH))
+    assert_refused(missing, "GateConfigError", "SUPPORT_DESK_TOKEN")
 
 
 async def test_include_that_matches_nothing_is_a_config_error(
     settings: Settings, good_desk: SupportDeskProcess
 ) -> None:
-    with pytest.raises(ApplicationError) as caught:
-        await run_gate(settings, gate_input(good_desk.url, include=["GET /no-such-path"]))
-    assert caught.value.type == "GateConfigError" and "GET /no-such-path" in caught.value.message
+    report = await run_gate(settings, gate_input(good_desk.url, include=["GET /no-such-path"]))
+    assert_refused(report, "GateConfigError", "GET /no-such-path")
 
 
 async def test_time_budget_stops_the_run_and_fails_the_gate(
@@ -278,6 +361,7 @@ async def test_time_budget_stops_the_run_and_fails_the_gate(
     assert report.operations_tested < report.operations_total or report.test_cases > 0
     cases = junit_cases(report.junit_report)
     assert cases["(run)"].find("error") is not None
+    assert report.json_report and json.loads(Path(report.json_report).read_text())["timed_out"]
 
 
 async def test_cancelled_run_stops_sending_requests(

@@ -95,3 +95,40 @@ async def test_release_fails_with_the_failing_operation_in_the_evidence(
     assert item.status == ItemStatus.FAILED and SUGGEST in item.evidence
     assert dev.contract.junit_report and dev.contract.junit_report.endswith("contract.junit.xml")
     assert staging.contract is None  # the release stopped at the first failing gate
+
+
+async def test_release_whose_document_cannot_be_fetched_has_the_reports_in_its_evidence(
+    client: Client, settings: Settings, task_queue: str
+) -> None:
+    from examples.support_desk.launcher import free_port
+
+    base_url = f"http://127.0.0.1:{free_port()}"
+    plan = parse_plan(
+        {
+            "service": "support-desk",
+            "version": f"1.4.{uuid.uuid4().hex[:8]}",
+            "owner": "alice",
+            "stages": [{"name": "dev", "base_url": base_url, "contract": {"max_examples": 2}}],
+        }
+    )
+    async with AsyncExitStack() as stack:
+        async with build_worker(client, settings, task_queue=task_queue, stack=stack):
+            handle = await client.start_workflow(
+                ReleaseWorkflow.run,
+                ReleaseInput(plan=plan, started_by="alice", trace_id="trace-unreachable"),
+                id=plan.release_id,
+                task_queue=task_queue,
+            )
+            result = await handle.result()
+            status: ReleaseStatus = await handle.query(ReleaseWorkflow.status)
+
+    assert result.outcome == ReleaseState.FAILED and result.failed_stage == "dev"
+    assert "unreachable" in result.reason
+    contract = status.stages[0].contract
+    assert contract is not None and contract.error_type == "InvalidSpec"
+    assert contract.json_report and contract.junit_report
+    from pathlib import Path
+
+    assert Path(contract.json_report).exists() and Path(contract.junit_report).exists()
+    item = status.stages[0].item(ChecklistKey.CONTRACT)
+    assert item.status == ItemStatus.FAILED and "unreachable" in item.evidence

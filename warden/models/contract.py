@@ -63,6 +63,10 @@ class ContractSpec(StrictModel):
     time_budget: Duration = Field(default=timedelta(minutes=10))
     request_timeout: Duration = Field(default=timedelta(seconds=10))
     seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    strict_document: bool = Field(
+        default=False,
+        description="Refuse a document that does not validate against the OpenAPI schema, listing every problem. By default the gate loads what schemathesis loads and reports problems per operation tested.",
+    )
 
     @model_validator(mode="after")
     def _known_checks(self) -> ContractSpec:
@@ -76,12 +80,28 @@ class ContractSpec(StrictModel):
         return self
 
 
+#: Schemathesis' phases that generate test cases, in the order they run.
+CONTRACT_PHASES = ("examples", "coverage", "fuzzing", "stateful")
+#: The operation name schemathesis gives findings of its stateful phase.
+STATEFUL_LABEL = "Stateful tests"
+
+
 class ContractFailure(Record):
+    """One distinct failure, named as schemathesis names it."""
+
+    #: `METHOD /path` of the request that failed (an undeclared method is named by the method
+    #: sent, e.g. `TRACE /status`); `Stateful tests` for a finding of the stateful phase.
     operation: str
     check: str
     message: str
     status_code: int | None = None
     curl: str = ""
+    #: Schemathesis' phase that found it: examples, coverage, fuzzing or stateful.
+    phase: str | None = None
+    #: Schemathesis' failure code, e.g. ST101 (`st explain ST101`).
+    code: str | None = None
+    #: Stateful findings: the operations of the chain that produced it, in order.
+    chain: list[str] = Field(default_factory=list)
 
 
 class ContractReport(Record):
@@ -103,14 +123,30 @@ class ContractReport(Record):
     timed_out: bool = False
     json_report: str | None = None
     junit_report: str | None = None
+    #: Why the run tested nothing: the document could not be fetched, parsed or (strict mode)
+    #: validated, or the plan's contract section cannot be used on this worker.
+    reason: str | None = None
+    #: The kind of `reason`: `InvalidSpec`, `GateConfigError` or `GateError`.
+    error_type: str | None = None
+    #: Problems schemathesis warned about (operations it could not get past authentication with...).
+    warnings: list[str] = Field(default_factory=list)
 
     def summary(self) -> str:
+        if self.reason is not None:
+            return f"failed: {self.reason}"
         head = (
             f"{self.operations_tested}/{self.operations_total} operations tested, "
             f"{self.test_cases} cases, {self.duration_s:.1f}s"
         )
         if self.passed:
             return f"passed: {head}"
+        if not self.failures_total:
+            if self.timed_out:
+                first = "the time budget ran out"
+            else:
+                first = self.errors[0] if self.errors else "nothing was tested"
+            more = f" (+{len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
+            return f"failed: {first[:300]}{more} ({head})"
         by_op = sorted({f"{f.operation} [{f.check}]" for f in self.failures})
         problems = ", ".join(by_op[:5]) + (" ..." if len(by_op) > 5 else "")
         errors = f"; {len(self.errors)} error(s)" if self.errors else ""

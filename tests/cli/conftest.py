@@ -17,10 +17,9 @@ import pytest_asyncio
 import yaml
 from temporalio.testing import WorkflowEnvironment
 
-from tests.helpers import RecordingServer, plan_dict
+from tests.helpers import RecordingServer, plan_dict, users_with_tokens
 from warden.runtime.worker import build_worker
 from warden.settings import Settings
-from warden.stores.governance import new_token
 
 WARDEN = str(Path(sys.executable).parent / "warden")
 
@@ -97,12 +96,7 @@ def cli_plan(base_url: str, version: str, **overrides: Any) -> dict[str, Any]:
 
 def write_governance(path: Path, people: dict[str, list[str]]) -> dict[str, str]:
     """A governance file giving each person their roles and a new token; returns the tokens."""
-    tokens: dict[str, str] = {}
-    users = []
-    for name, roles in people.items():
-        token, digest = new_token()
-        tokens[name] = token
-        users.append({"name": name, "token_sha256": digest, "roles": roles})
+    users, tokens = users_with_tokens(people)
     members = [{"user": u["name"]} for u in users if any("committee" in r for r in u["roles"])]
     path.write_text(
         yaml.safe_dump(

@@ -12,6 +12,22 @@ from typing import Any
 Handler = Callable[[str, str, bytes, dict[str, str]], tuple[int, dict[str, str], bytes]]
 
 
+def users_with_tokens(
+    people: dict[str, list[str]],
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Governance file `users` entries giving each person their roles and a new token's hash,
+    and the tokens themselves by name."""
+    from warden.stores.governance import new_token
+
+    tokens: dict[str, str] = {}
+    users = []
+    for name, roles in people.items():
+        token, digest = new_token()
+        tokens[name] = token
+        users.append({"name": name, "roles": roles, "token_sha256": digest})
+    return users, tokens
+
+
 class RecordingServer:
     """A real HTTP server on 127.0.0.1 that records requests and answers with a scripted handler."""
 

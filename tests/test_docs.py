@@ -23,3 +23,32 @@ def test_example_plans_are_valid() -> None:
     assert plans
     for path in plans:
         load_plan(path, environ={})
+
+
+def _settings_table() -> list[str]:
+    """The variables in the first column of docs/cli.md's settings table, in order."""
+    import re
+
+    text = (ROOT / "docs" / "cli.md").read_text()
+    section = text.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    names = []
+    for line in section.splitlines():
+        if line.startswith("| `WARDEN_"):
+            first_column = line.split("|")[1]
+            names += re.findall(r"`(WARDEN_[A-Z0-9_]+)`", first_column)
+    return names
+
+
+def test_every_setting_is_in_the_cli_settings_table() -> None:
+    from warden.settings import Settings
+
+    documented = _settings_table()
+    settings = {f"WARDEN_{name.upper()}" for name in Settings.model_fields}
+    assert len(documented) == len(set(documented)), "a variable is listed twice"
+    assert not settings - set(documented), (
+        f"not in docs/cli.md: {sorted(settings - set(documented))}"
+    )
+    assert not set(documented) - settings, f"no such setting: {sorted(set(documented) - settings)}"
+    assert {"WARDEN_DEV_SERVER_PORT", "WARDEN_DEV_SERVER_UI_PORT", "WARDEN_API_PORT"} <= set(
+        documented
+    )

@@ -1,4 +1,5 @@
-"""`python -m examples.support_desk serve --port 8081 --flags-file dev.flagd.json --build good --simulate-rps 20`."""
+"""`python -m examples.support_desk serve --port 8081 --flags-file dev.flagd.json --build good --simulate-rps 20`,
+or `python -m examples.support_desk stack` for dev, staging, pilot and production at once."""
 
 from __future__ import annotations
 
@@ -54,11 +55,57 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=None, help="seed for simulated latencies and outcomes"
     )
     serve.add_argument("--log-level", default="warning")
+    stack = commands.add_parser(
+        "stack",
+        help="serve dev, staging, pilot and production at the sample plan's SUPPORT_DESK_<ENV>_URL "
+        "(default 127.0.0.1:8081-8084), reading Release Warden's flag files",
+    )
+    stack.add_argument("--build", choices=BUILDS, default="good")
+    stack.add_argument(
+        "--flags-dir",
+        type=Path,
+        default=None,
+        help="where <env>.flagd.json are (default: Release Warden's, WARDEN_FLAGS_DIR or <WARDEN_STATE_DIR>/flags)",
+    )
+    stack.add_argument(
+        "--simulate-rps",
+        type=float,
+        default=None,
+        help="synthetic requests per second in each environment (default 5 in dev and staging, 40 in pilot and production)",
+    )
+    stack.add_argument("--seed", type=int, default=None)
+    where = stack.add_mutually_exclusive_group()
+    where.add_argument(
+        "--detach",
+        action="store_true",
+        help="run in the background; return once every environment answers /healthz",
+    )
+    where.add_argument("--stop", action="store_true", help="stop the stack --detach started")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "stack":
+        from examples.support_desk.stack import detach, run_stack, stop_detached
+
+        if args.stop:
+            return stop_detached()
+        if args.detach:
+            forwarded = ["--build", args.build]
+            if args.flags_dir is not None:
+                forwarded += ["--flags-dir", str(args.flags_dir)]
+            if args.simulate_rps is not None:
+                forwarded += ["--simulate-rps", str(args.simulate_rps)]
+            if args.seed is not None:
+                forwarded += ["--seed", str(args.seed)]
+            return detach(forwarded)
+        return run_stack(
+            build=args.build,
+            flags_dir=args.flags_dir,
+            simulate_rps=args.simulate_rps,
+            seed=args.seed,
+        )
     import uvicorn
 
     from examples.support_desk.app import create_app

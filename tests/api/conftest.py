@@ -21,11 +21,10 @@ from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import free_port
-from tests.helpers import RecordingServer, plan_dict
+from tests.helpers import RecordingServer, plan_dict, users_with_tokens
 from warden.api import create_app
 from warden.runtime.worker import build_worker
 from warden.settings import Settings
-from warden.stores.governance import new_token
 
 #: Who is who in the governance file the tests write. alice starts releases and also sits on the
 #: board (so her own approval is refused by separation of duties, not by a missing permission).
@@ -51,12 +50,7 @@ class Governance:
 
 @pytest.fixture
 def governance(tmp_path: Path) -> Governance:
-    tokens: dict[str, str] = {}
-    users = []
-    for name, roles in PEOPLE.items():
-        token, digest = new_token()
-        tokens[name] = token
-        users.append({"name": name, "roles": roles, "token_sha256": digest})
+    users, tokens = users_with_tokens(PEOPLE)
     document = {
         "version": "1",
         "access_committee": "release-board",

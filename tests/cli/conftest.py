@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ import pytest_asyncio
 import yaml
 from temporalio.testing import WorkflowEnvironment
 
-from tests.helpers import RecordingServer, plan_dict
+from tests.helpers import RecordingServer, plan_dict, users_with_tokens
 from warden.runtime.worker import build_worker
 from warden.settings import Settings
 
@@ -92,3 +92,56 @@ def cli_plan(base_url: str, version: str, **overrides: Any) -> dict[str, Any]:
             stage["signoff"]["deadline"] = "10m"
             stage["signoff"]["escalate_before"] = "0s"
     return plan
+
+
+def write_governance(path: Path, people: dict[str, list[str]]) -> dict[str, str]:
+    """A governance file giving each person their roles and a new token; returns the tokens."""
+    users, tokens = users_with_tokens(people)
+    members = [{"user": u["name"]} for u in users if any("committee" in r for r in u["roles"])]
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "version": "1",
+                "access_committee": "board",
+                "users": users,
+                "committees": [
+                    {"name": "board", "members": members or [{"user": users[0]["name"]}]}
+                ],
+            }
+        )
+    )
+    return tokens
+
+
+@asynccontextmanager
+async def warden_api(cli: Cli, governance: Path) -> AsyncIterator[str]:
+    """`warden api` as its own process on a free port (tokens from `governance`); yields its URL."""
+    import httpx
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        WARDEN, "api", "--port", str(port), "--log-level", "warning",
+        env={**cli.env, "WARDEN_GOVERNANCE_FILE": str(governance)}, cwd=cli.workdir,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+            for _ in range(100):
+                try:
+                    if (await http.get("/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    if process.returncode is not None:
+                        assert process.stderr is not None
+                        raise AssertionError((await process.stderr.read()).decode()) from None
+                    await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("warden api never answered /healthz")
+        yield url
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        await process.wait()

@@ -6,7 +6,7 @@ import asyncio
 import json
 import uuid
 
-from tests.cli.conftest import WARDEN, Cli, cli_plan
+from tests.cli.conftest import Cli, cli_plan, warden_api, write_governance
 from tests.helpers import RecordingServer
 
 
@@ -185,49 +185,16 @@ async def test_warden_api_serves_the_release_a_cli_started(
 ) -> None:
     """`warden api` is the same service as the CLI: it sees the release and takes approvals."""
     import httpx
-    import yaml
-
-    from tests.conftest import free_port
-    from warden.stores.governance import new_token
 
     version = _version()
     plan = cli.write_plan("plan.yaml", cli_plan(target.url, version))
     release_id = f"release-support-desk-{version}"
     assert (await cli("release", "start", str(plan))).code == 0
     # The API authenticates with tokens from a governance file (only its own process reads it).
-    token, digest = new_token()
     governance = cli.workdir / "governance.yaml"
-    governance.write_text(
-        yaml.safe_dump(
-            {
-                "version": "1",
-                "access_committee": "board",
-                "users": [
-                    {"name": "carol", "token_sha256": digest, "roles": ["committee-member:board"]}
-                ],
-                "committees": [{"name": "board", "members": [{"user": "carol"}]}],
-            }
-        )
-    )
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        WARDEN, "api", "--port", str(port), "--log-level", "warning",
-        env={**cli.env, "WARDEN_GOVERNANCE_FILE": str(governance)}, cwd=cli.workdir,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            for _ in range(100):
-                try:
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    if process.returncode is not None:
-                        assert process.stderr is not None
-                        raise AssertionError((await process.stderr.read()).decode()) from None
-                    await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("warden api never answered /healthz")
+    token = write_governance(governance, {"carol": ["committee-member:board"]})["carol"]
+    async with warden_api(cli, governance) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=10) as http:
             as_carol = {"Authorization": f"Bearer {token}"}
             anonymous = await http.get(f"/releases/{release_id}")
             assert (
@@ -250,10 +217,6 @@ async def test_warden_api_serves_the_release_a_cli_started(
             assert approved.json()["approvals"] == 1
             unknown = await http.get("/releases/release-nope-0.0.0", headers=as_carol)
             assert unknown.status_code == 404 and "error" in unknown.json()
-    finally:
-        if process.returncode is None:
-            process.terminate()
-        await process.wait()
     status = await cli("release", "status", release_id, "--json")
     approvals = [
         d["user"]

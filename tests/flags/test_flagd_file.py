@@ -202,9 +202,49 @@ async def test_missing_flag_is_reported_and_never_created(
     original = path.read_bytes()
     [state] = await flagd_backend.read("pilot", ["ai.solutions"])
     assert not state.exists and state.definition is None
-    with pytest.raises(FlagNotFound, match="ai.solutions"):
+    with pytest.raises(FlagNotFound, match="ai.solutions") as refused:
         await flagd_backend.set_percent("pilot", "ai.solutions", 25)
     assert path.read_bytes() == original
+    # the refusal names the command that fixes it
+    assert "`warden flags add ai.solutions --env pilot --percent N`" in str(refused.value)
+
+
+def test_adding_flags_leaves_every_existing_flag_and_field_as_it_was(
+    flagd_backend: FlagdFileBackend, flags_dir: Path
+) -> None:
+    path = flag_file(flags_dir, "production")
+    path.write_text(dump_flag_document(_rich_document()), encoding="utf-8")
+    before = _doc(path)
+    update = flagd_backend.add_missing(
+        "production", {"chat.channel.enterprise-qq": 100, "chat.channel.feishu": 0}
+    )
+    assert not update.created and update.added == ["chat.channel.enterprise-qq"]
+    [kept] = update.kept
+    assert (kept.flag, kept.percent) == ("chat.channel.feishu", 100)  # not set to the 0 asked for
+    after = _doc(path)
+    added = after["flags"].pop("chat.channel.enterprise-qq")
+    assert after == before  # every other flag, evaluator and metadata byte for byte as JSON
+    assert _served(added) == 100
+
+    content = path.read_bytes()
+    again = flagd_backend.add_missing("production", {"chat.channel.enterprise-qq": 0})
+    assert again.added == [] and [s.percent for s in again.kept] == [100]
+    assert path.read_bytes() == content  # nothing to add: nothing written
+
+
+def test_adding_to_a_missing_file_creates_it_and_a_dry_run_writes_nothing(
+    flagd_backend: FlagdFileBackend, flags_dir: Path
+) -> None:
+    path = flag_file(flags_dir, "qa")
+    planned = flagd_backend.add_missing("qa", {"ai.solutions": 25}, dry_run=True)
+    assert planned.created and planned.added == ["ai.solutions"] and not path.exists()
+    made = flagd_backend.add_missing("qa", {"ai.solutions": 25})
+    assert made.created and _served(_doc(path)["flags"]["ai.solutions"]) == 25
+    broken = flag_file(flags_dir, "dev")
+    broken.write_text("{", encoding="utf-8")
+    with pytest.raises(FlagConfigError, match="not valid JSON"):
+        flagd_backend.add_missing("dev", {"ai.solutions": 0})
+    assert broken.read_text() == "{"
 
 
 async def test_an_environment_without_a_flag_file_is_a_configuration_error(

@@ -17,6 +17,7 @@ from temporalio.client import Client
 
 from warden import __version__
 from warden.api.context import RequestContextMiddleware
+from warden.api.docs import install_docs
 from warden.api.errors import install_error_handlers
 from warden.api.routers import audit, dev, ops, releases, system
 from warden.api.state import ApiState
@@ -64,6 +65,8 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         dependencies=[Depends(reject_unknown_query)],
+        docs_url=None,  # served by install_docs, from the package instead of a CDN
+        redoc_url=None,
         openapi_tags=[
             {"name": "releases", "description": "Start, look at, decide on and control releases."},
             {"name": "audit", "description": "Audit events: accept, query, export."},
@@ -75,6 +78,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.state.warden = state
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=state.metrics)
+    install_docs(app)
     app.include_router(system.router)
     app.include_router(releases.router)
     app.include_router(audit.router)

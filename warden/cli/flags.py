@@ -20,7 +20,7 @@ from warden.cli.common import (
 from warden.cli.render import table
 from warden.models.flags import FLAG_KEY_PATTERN, FlagOperation, FlagOperationResult
 from warden.models.plan import NAME_PATTERN
-from warden.services.flags import FlagService, init_flag_files
+from warden.services.flags import FlagService, add_flags, update_lines
 
 DEFAULT_ENVIRONMENTS = ("dev", "staging", "pilot", "production")
 
@@ -166,17 +166,18 @@ def show(envs: tuple[str, ...], flag_keys: tuple[str, ...], as_json: bool) -> No
     "--env",
     "envs",
     multiple=True,
-    help="Environment(s) to create; default dev, staging, pilot, production.",
+    help="Environment(s); default dev, staging, pilot, production.",
 )
 @click.option(
     "--flag",
     "flag_specs",
     multiple=True,
     metavar="KEY[=PERCENT]",
-    help="Flag to create (default 0%).",
+    help="Flag to add where it is missing (default 0%); default ai.solutions.",
 )
 def init(envs: tuple[str, ...], flag_specs: tuple[str, ...]) -> None:
-    """Create flagd flag files for the embedded flag backend (existing files are left alone)."""
+    """Create flagd flag files for the embedded flag backend, or add the missing flags to the
+    files that exist; a flag a file already has is left alone, and so is every other flag."""
     _check_envs(envs)
     specs: dict[str, int] = {}
     for spec in flag_specs or ("ai.solutions",):
@@ -188,5 +189,29 @@ def init(envs: tuple[str, ...], flag_specs: tuple[str, ...]) -> None:
             fail(f"--flag {spec!r}: the percentage must be a whole number")
         if not 0 <= specs[key] <= 100:
             fail(f"--flag {spec!r}: the percentage must be 0-100")
-    for path, created in init_flag_files(session().settings, envs or DEFAULT_ENVIRONMENTS, specs):
-        click.echo(f"{path}: {'created' if created else 'exists, left alone'}")
+    _add(envs or DEFAULT_ENVIRONMENTS, specs)
+
+
+@flags.command()
+@click.argument("flag")
+@click.option(
+    "--env", "envs", multiple=True, required=True, help="Environment(s) whose file gets the flag."
+)
+@click.option(
+    "--percent",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 100),
+    help="What it serves once added: the percentage the service serves now.",
+)
+def add(flag: str, envs: tuple[str, ...], percent: int) -> None:
+    """Add one flag to flagd flag files where it is missing (a flag already there is left alone)."""
+    _check_envs(envs)
+    if not re.fullmatch(FLAG_KEY_PATTERN, flag):
+        fail(f"{flag!r} is not a flag key (letters, digits and . _ -, e.g. ai.solutions)")
+    _add(envs, {flag: percent})
+
+
+def _add(envs: tuple[str, ...], specs: dict[str, int]) -> None:
+    for line in update_lines(add_flags(session().settings, dict.fromkeys(envs), specs)):
+        click.echo(line)

@@ -1,4 +1,5 @@
-"""`warden plan`: validate a plan file, print its JSON Schema, list metric check templates."""
+"""`warden plan`: validate a plan file, render it with its variables expanded, print its JSON
+Schema, list metric check templates."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ import json
 import click
 
 from warden.cli.common import emit_json, json_option, require_id
-from warden.models.plan import load_plan, plan_json_schema
+from warden.models.plan import load_plan, parse_plan, plan_json_schema, read_plan
 
 
 @click.group()
 def plan() -> None:
-    """Release plans: validate them and get their schema."""
+    """Release plans: validate them, render them, and get their schema."""
 
 
 @plan.command()
@@ -31,6 +32,28 @@ def validate(path: str, as_json: bool) -> None:
         f"{path}: valid plan for {parsed.service} {parsed.version} (release id {parsed.release_id})"
     )
     click.echo(f"stages: {stages}")
+
+
+@plan.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=str), callback=require_id)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the plan as one JSON document (the `plan` of `POST /releases`).",
+)
+def render(path: str, as_json: bool) -> None:
+    """Print a plan with its ${VAR} and ${VAR:-default} expanded, as `warden release start`
+    expands them; exit 2 with one line per problem when the plan is not valid."""
+    text, data = read_plan(path)
+    parsed = parse_plan(data, path)  # the same checks as `plan validate` and `release start`
+    if not as_json:
+        click.echo(text, nl=not text.endswith("\n"))
+        return
+    try:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    except (TypeError, ValueError):  # a YAML value JSON has no form for (a date, a set)
+        click.echo(parsed.model_dump_json(indent=2, by_alias=True, exclude_unset=True))
 
 
 def _gates(stage: object) -> list[str]:

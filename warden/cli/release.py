@@ -27,6 +27,7 @@ from warden.models.release import (
     AbortRequest,
     ControlRequest,
     DecisionRequest,
+    ReleaseState,
     ReleaseStatus,
 )
 from warden.services.releases import ReleaseService, check_trace_id
@@ -135,9 +136,15 @@ async def _start(
 
 
 async def follow(
-    service: ReleaseService, release_id: str, *, quiet: bool = False, interval: float = 1.0
+    service: ReleaseService,
+    release_id: str,
+    *,
+    quiet: bool = False,
+    interval: float = 1.0,
+    until_signoff: bool = False,
 ) -> ReleaseStatus:
-    """Print each new timeline event (to stderr) until the release ends; return its final status."""
+    """Print each new timeline event (to stderr) until the release ends (or, `until_signoff`,
+    until a stage waits for sign-off); return the status it stopped at."""
     seen: set[tuple[Any, ...]] = set()
     while True:
         status = await service.status(release_id)
@@ -147,7 +154,7 @@ async def follow(
                 seen.add(key)
                 if not quiet:
                     info(event_line(event))
-        if status.state.ended:
+        if status.state.ended or (until_signoff and status.state == ReleaseState.WAITING_APPROVAL):
             return status
         await asyncio.sleep(interval)
 
@@ -188,20 +195,47 @@ def list_(as_json: bool, limit: int) -> None:
 @click.option(
     "--interval", default=1.0, show_default=True, type=click.FloatRange(0.2, 60), callback=_not_nan
 )
-def watch(release_id: str, interval: float) -> None:
+@click.option(
+    "--until-signoff",
+    is_flag=True,
+    help="Stop as soon as a stage waits for sign-off (exit 0), saying who may approve it.",
+)
+def watch(release_id: str, interval: float, until_signoff: bool) -> None:
     """Live progress until the release ends; exit 0 promoted, 1 not promoted."""
-    raise SystemExit(run(_watch(session().releases(), release_id, interval)))
+    raise SystemExit(run(_watch(session().releases(), release_id, interval, until_signoff)))
 
 
-async def _watch(service: ReleaseService, release_id: str, interval: float) -> int:
+async def _watch(
+    service: ReleaseService, release_id: str, interval: float, until_signoff: bool = False
+) -> int:
     first = await service.status(release_id)
     click.echo(status_text(first, events=0))
     info("")
-    final = await follow(service, release_id, interval=interval)
+    final = await follow(service, release_id, interval=interval, until_signoff=until_signoff)
     info("")
+    if not final.state.ended:
+        click.echo(signoff_line(final))
+        return EXIT_OK
     if final.result:
         click.echo(f"{release_id}: {final.result.outcome.value} — {final.result.reason}")
     return exit_for(final)
+
+
+def signoff_line(status: ReleaseStatus) -> str:
+    """Which stage waits for sign-off, how far its quorum is, and the command that gives it."""
+    stage = next((s for s in status.stages if s.name == status.current_stage), None)
+    signoff = stage.signoff if stage else None
+    name = status.current_stage or "?"
+    progress = ""
+    if signoff is not None:
+        progress = f" ({len(signoff.approvals)} of {signoff.quorum} approvals given"
+        if signoff.members:
+            progress += "; members " + ", ".join(signoff.members)
+        progress += ")"
+    return (
+        f"{status.release_id}: {name} waits for sign-off{progress}; approve with "
+        f"`warden release approve {status.release_id} --stage {name} --as USER`"
+    )
 
 
 def _decision(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from warden.cli.common import fail, info, session
+from warden.settings import Settings
 
 
 @click.group(invoke_without_command=True)
@@ -59,8 +60,29 @@ def server_status() -> None:
     click.echo(
         f"server {settings.dev_server_address}: {'listening' if listening else 'not running'}"
     )
+    click.echo(f"Web UI: {_ui_line(settings, listening)}")
     click.echo(f"background worker: {f'pid {pid}' if pid else 'not running'}")
     raise SystemExit(0 if listening else 3)
+
+
+def _ui_line(settings: Settings, listening: bool) -> str:
+    from warden.runtime import devserver
+
+    url = devserver.ui_url(settings)
+    if not listening:
+        return (
+            f"not running; the next warden command that needs Temporal starts the server with "
+            f"the UI on {url} (WARDEN_DEV_SERVER_UI_PORT), or run `warden server`"
+        )
+    served = devserver.served_ui(settings)
+    if served:
+        return served
+    if devserver.is_listening("127.0.0.1", settings.dev_server_ui_port):
+        return f"{url} answers, but not for a server warden started here"
+    return (
+        "not served (this server runs headless); `warden server stop`, then `warden server` "
+        f"serves it on {url} (WARDEN_DEV_SERVER_UI_PORT)"
+    )
 
 
 @click.command()

@@ -16,6 +16,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,16 @@ def _bucketing(definition: dict[str, Any]) -> list[Any]:
     return []
 
 
+@dataclass
+class FlagFileUpdate:
+    """What `add_missing` did to one flag file: created it, added flags, kept flags as they were."""
+
+    path: Path
+    created: bool
+    added: list[str] = field(default_factory=list)
+    kept: list[FlagState] = field(default_factory=list)
+
+
 class FlagdFileBackend(FlagBackend):
     name = "flagd-file"
 
@@ -114,6 +125,30 @@ class FlagdFileBackend(FlagBackend):
     async def restore(self, environment: str, states: list[FlagState]) -> None:
         await asyncio.to_thread(self._restore, environment, states)
 
+    def add_missing(
+        self, environment: str, flags: dict[str, int], *, dry_run: bool = False
+    ) -> FlagFileUpdate:
+        """Add the flags the environment's file does not define yet, at the given percentages
+        (creating the file when there is none); a flag already there is never changed.
+        `dry_run` reads the file and says what would change, writing nothing."""
+        with self._locked(environment):
+            path = self.path(environment)
+            created = not path.exists()
+            doc: dict[str, Any] = (
+                {"$schema": SCHEMA_URL, "flags": {}} if created else self._load(environment)
+            )
+            update = FlagFileUpdate(path=path, created=created)
+            for key, percent in flags.items():
+                current = doc["flags"].get(key)
+                if current is None:
+                    doc["flags"][key] = boolean_flag(percent)
+                    update.added.append(key)
+                else:
+                    update.kept.append(self._state(environment, key, current))
+            if (created or update.added) and not dry_run:
+                self._write(environment, doc)
+            return update
+
     # -- file work, under the environment's lock -------------------------------------------
 
     def _read(self, environment: str, flags: list[str]) -> list[FlagState]:
@@ -125,7 +160,11 @@ class FlagdFileBackend(FlagBackend):
             doc = self._load(environment)
             current = doc["flags"].get(flag)
             if current is None:
-                raise FlagNotFound(f"flag {flag!r} does not exist in {self.path(environment)}")
+                raise FlagNotFound(
+                    f"flag {flag!r} does not exist in {self.path(environment)}; add it at the "
+                    f"percentage it serves now with `warden flags add {flag} --env {environment} "
+                    "--percent N` (it leaves every other flag as it is)"
+                )
             before = self._state(environment, flag, current)
             updated = apply_percent(current, percent, flag)
             changed = updated != current

@@ -411,6 +411,13 @@ def _too_many_values(data: Any) -> bool:
 
 def load_plan(path: str | Path, environ: Mapping[str, str] | None = None) -> ReleasePlan:
     """Read a YAML (or JSON) plan file; raise `PlanError` with readable problems."""
+    _, data = read_plan(path, environ)
+    return parse_plan(data, str(path))
+
+
+def read_plan(path: str | Path, environ: Mapping[str, str] | None = None) -> tuple[str, Any]:
+    """A plan file's text with `${VAR:-default}` expanded, and the document YAML reads from it
+    (not validated yet: `parse_plan` does that); raise `PlanError` with readable problems."""
     import os
 
     import yaml
@@ -460,7 +467,7 @@ def load_plan(path: str | Path, environ: Mapping[str, str] | None = None) -> Rel
                 f"(plan): the document holds more than {MAX_PLAN_VALUES:,} values once YAML aliases are expanded"
             ],
         )
-    return parse_plan(data, source)
+    return text, data
 
 
 def plan_json_schema() -> dict[str, Any]:

@@ -34,8 +34,9 @@ def _tls(settings: Settings) -> TLSConfig | bool:
     )
 
 
-async def connect(settings: Settings, *, autostart: bool = True, ui: bool = False) -> Client:
-    """Connect to the configured cluster, or to the embedded dev server (started when needed)."""
+async def connect(settings: Settings, *, autostart: bool = True, ui: bool = True) -> Client:
+    """Connect to the configured cluster, or to the embedded dev server (started when needed,
+    with its Web UI unless `ui` is false)."""
     try:
         if settings.embedded and autostart:
             devserver.ensure_running(settings, ui=ui)

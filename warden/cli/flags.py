@@ -18,9 +18,9 @@ from warden.cli.common import (
     session,
 )
 from warden.cli.render import table
-from warden.models.flags import FLAG_KEY_PATTERN, FlagOperation, FlagOperationResult
+from warden.models.flags import FLAG_KEY_PATTERN, FlagOperation
 from warden.models.plan import NAME_PATTERN
-from warden.services.flags import FlagService, init_flag_files
+from warden.services.flags import init_flag_files
 
 DEFAULT_ENVIRONMENTS = ("dev", "staging", "pilot", "production")
 
@@ -30,18 +30,12 @@ def flags() -> None:
     """Feature flags: show them, and the operator's audited kill switch."""
 
 
-async def _change_and_find_releases(
-    service: FlagService, op: FlagOperation
-) -> tuple[FlagOperationResult, list[str]]:
-    result = await service.change(op)
-    return result, await service.releases_touching(op.flag, op.environment)
-
-
 def _change(
     flag: str, env: str, percent: int, as_user: str | None, reason: str, as_json: bool
 ) -> None:
     s = session()
-    user, dev_identity = s.identity(as_user)
+    actor = s.actor(as_user, "flags.change")
+    user, dev_identity = actor.name, actor.dev_identity
     if not reason.strip():
         fail("give a --reason (it is recorded in the audit trail)")
     op = build_request(
@@ -60,7 +54,8 @@ def _change(
         reason=reason,
         dev_identity=dev_identity,
     )
-    result, touching = run(_change_and_find_releases(s.flags(), op))
+    outcome = run(s.flags().kill_switch(op))
+    result, touching = outcome.result, outcome.releases_touching
     if as_json:
         emit_json(result)
     else:
@@ -145,7 +140,9 @@ def show(envs: tuple[str, ...], flag_keys: tuple[str, ...], as_json: bool) -> No
     """The current state of flags, read where the workers are."""
     _check_envs(envs)
     _check_flag_keys(list(flag_keys))
-    states = run(session().flags().read(list(envs or DEFAULT_ENVIRONMENTS), list(flag_keys)))
+    s = session()
+    s.actor(None, "flags.view")
+    states = run(s.flags().read(list(envs or DEFAULT_ENVIRONMENTS), list(flag_keys)))
     if as_json:
         emit_json(states)
         return
@@ -188,5 +185,8 @@ def init(envs: tuple[str, ...], flag_specs: tuple[str, ...]) -> None:
             fail(f"--flag {spec!r}: the percentage must be a whole number")
         if not 0 <= specs[key] <= 100:
             fail(f"--flag {spec!r}: the percentage must be 0-100")
-    for path, created in init_flag_files(session().settings, envs or DEFAULT_ENVIRONMENTS, specs):
+    s = session()
+    s.local_only("`warden flags init`")
+    s.actor(None, "flags.change")
+    for path, created in init_flag_files(s.settings, envs or DEFAULT_ENVIRONMENTS, specs):
         click.echo(f"{path}: {'created' if created else 'exists, left alone'}")

@@ -16,9 +16,7 @@ from workflows import WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 #: The workflow id a history was recorded under, where it matters (proofs name their workflow).
-WORKFLOW_IDS: dict[str, str] = json.loads(
-    (Path(__file__).parent / "workflow_ids.json").read_text()
-)
+WORKFLOW_IDS: dict[str, str] = json.loads((Path(__file__).parent / "workflow_ids.json").read_text())
 
 
 def test_every_workflow_type_has_a_history() -> None:

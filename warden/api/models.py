@@ -11,7 +11,7 @@ from warden.api.strict import IsoDatetime
 from warden.models.audit import AuditEventCreate
 from warden.models.common import Record, StrictModel
 from warden.models.flags import FlagState
-from warden.models.governance import AccessChangeSummary
+from warden.models.governance import ROLE_PATTERN, USER_PATTERN, AccessChangeSummary
 from warden.models.plan import VERSION_PATTERN, ReleasePlan
 from warden.models.release import ReleaseSummary
 
@@ -224,8 +224,11 @@ class AccessChangeCreate(StrictModel):
     """Ask the access committee to grant or revoke a role; the requester is the caller."""
 
     kind: Literal["grant", "revoke"] = "grant"
-    user: str = Field(min_length=1, max_length=100)
-    role: str = Field(min_length=1, max_length=100)
+    user: str = Field(pattern=USER_PATTERN, description="Whose access changes.")
+    role: str = Field(
+        pattern=ROLE_PATTERN,
+        description="release-manager, operator, viewer, admin, committee-member:<committee>.",
+    )
     reason: str = Field(min_length=1, max_length=2000)
 
 

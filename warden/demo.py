@@ -200,13 +200,13 @@ class Demo:
             }
             plan = self._plan(scenario, urls)
             service = ReleaseService(TemporalLink(settings, client))
-            handle = await service.start(plan, "alice", rerun=True)
-            say(f"· started {handle.id} as alice (plan examples/plans/{scenario.plan})")
+            started = await service.start(plan, "alice", rerun=True)
+            say(f"· started {started.release_id} as alice (plan examples/plans/{scenario.plan})")
             if scenario is self.scenarios[0]:
                 say(
                     f"  first stage running {time.monotonic() - self.started:.1f}s after the demo started"
                 )
-            status = await self._follow(service, handle.id)
+            status = await self._follow(service, started.release_id)
             checks = self._verify(settings, scenario, status, before)
         return status, checks
 

@@ -44,6 +44,14 @@ class Refused(WardenError):
     kind = Kind.REFUSED
 
 
+class Unauthenticated(WardenError):
+    kind = Kind.UNAUTHENTICATED
+
+
+class Forbidden(WardenError):
+    kind = Kind.FORBIDDEN
+
+
 class Unavailable(WardenError):
     kind = Kind.UNAVAILABLE
 

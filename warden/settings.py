@@ -46,8 +46,25 @@ class Settings(BaseSettings):
         default=True, description="Embedded mode: start a background worker when none is polling."
     )
     # Identity
-    user: str | None = Field(default=None, description="Who you are for --as when not given.")
-    token: SecretStr | None = Field(default=None, description="Bearer token for the HTTP API.")
+    user: str | None = Field(
+        default=None, description="Who you are for --as when not given (dev identity only)."
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        description="Your API token: the CLI acts as its user when a governance file is configured, and sends it to WARDEN_API_URL.",
+    )
+    assertion_key: Path | None = Field(
+        default=None,
+        description="Ed25519 key that signs decision proofs (API and CLI hosts); default <state dir>/assertion.key, made on first use.",
+    )
+    trusted_issuers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated public keys (base64) of other issuers whose decision proofs releases trust.",
+    )
+    allow_unsigned_decisions: bool = Field(
+        default=False,
+        description="With a governance file: count approvals, rejections, pause, resume and abort sent by a plain Temporal client without a proof (marked as claimed).",
+    )
     # Where things are written
     artifacts_dir: Path | None = None
     flags_dir: Path | None = None
@@ -112,7 +129,9 @@ class Settings(BaseSettings):
         ),
     )
 
-    @field_validator("webhook_urls", "ops_allow_users", "ops_allow_cidrs", mode="before")
+    @field_validator(
+        "webhook_urls", "ops_allow_users", "ops_allow_cidrs", "trusted_issuers", mode="before"
+    )
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
@@ -168,6 +187,10 @@ class Settings(BaseSettings):
     @property
     def release_log_path(self) -> Path:
         return (self.release_log or self.resolved_state_dir / "release_log.md").expanduser()
+
+    @property
+    def assertion_key_path(self) -> Path:
+        return (self.assertion_key or self.resolved_state_dir / "assertion.key").expanduser()
 
     @property
     def dev_server_address(self) -> str:

@@ -7,6 +7,7 @@ when: all audited. Nobody approves their own request or a change to their own ac
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -24,6 +25,8 @@ with workflow.unsafe.imports_passed_through():
     from warden.models.notice import Notice
     from workflows import policies
     from workflows.common import audit_event, cause, require_payload, send_notice, write_audit
+
+from workflows.trust import Refusal, RequestTrust
 
 ACCESS_DEADLINE = timedelta(days=7)
 
@@ -43,6 +46,7 @@ class AccessChangeWorkflow:
             requested_at=workflow.now(),
         )
         self._ready = False
+        self._trust = RequestTrust(request.trust, workflow.info().workflow_id)
 
     @workflow.run
     async def run(self, request: AccessChangeRequest) -> AccessChangeStatus:
@@ -172,6 +176,7 @@ class AccessChangeWorkflow:
 
     @workflow.update
     async def approve(self, decision: AccessDecision) -> AccessChangeStatus:
+        decision = await self._admit(decision, "approve", lambda: self._validate(decision))
         self._status.approvals.append(decision.user)
         await self._audit(
             "access.approval",
@@ -183,10 +188,14 @@ class AccessChangeWorkflow:
 
     @approve.validator
     def _validate_approve(self, decision: AccessDecision) -> None:
-        self._validate(decision)
+        if self._trust.enforced:
+            self._trust.validate(decision, AccessDecision, "a decision")
+        else:
+            self._validate(decision)
 
     @workflow.update
     async def reject(self, decision: AccessDecision) -> AccessChangeStatus:
+        decision = await self._admit(decision, "reject", lambda: self._validate_rejection(decision))
         self._status.rejections.append(decision.user)
         await self._audit(
             "access.rejection",
@@ -198,9 +207,42 @@ class AccessChangeWorkflow:
 
     @reject.validator
     def _validate_reject(self, decision: AccessDecision) -> None:
+        if self._trust.enforced:
+            self._trust.validate(decision, AccessDecision, "a decision")
+        else:
+            self._validate_rejection(decision)
+
+    def _validate_rejection(self, decision: AccessDecision) -> None:
         self._validate(decision)
         if not decision.comment.strip():
-            raise ApplicationError("a rejection needs a comment saying why", type="CommentRequired")
+            raise ApplicationError(
+                "a rejection needs a comment saying why", type="CommentRequired", non_retryable=True
+            )
+
+    async def _admit(
+        self, decision: AccessDecision, verb: str, rules: Callable[[], None]
+    ) -> AccessDecision:
+        """The decision as the change takes it (claimed or proven), or its audited refusal."""
+        if not self._trust.enforced:
+            return decision
+        try:
+            proven = self._trust.admit(
+                user=decision.user, proof=decision.proof, action=verb, stage=None, rules=rules
+            )
+        except Refusal as refusal:
+            await self._audit(
+                f"access.{verb}.refused",
+                "refused",
+                decision.user,
+                {
+                    "reason": refusal.reason,
+                    "type": refusal.type,
+                    "devIdentity": decision.dev_identity,
+                    "proof": "none" if decision.proof is None else "not valid",
+                },
+            )
+            raise self._trust.refused(refusal) from None
+        return decision.model_copy(update={"dev_identity": not proven})
 
     def _validate(self, decision: AccessDecision) -> None:
         require_payload(decision, AccessDecision, "a decision")
@@ -209,26 +251,36 @@ class AccessChangeWorkflow:
             raise ApplicationError(
                 f"access change {status.change_id} is not waiting for decisions ({status.state})",
                 type="NotAwaitingApproval",
+                non_retryable=True,
             )
         if decision.user == self._request.requested_by:
             raise ApplicationError(
-                f"{decision.user} asked for this change and cannot decide it", type="SelfApproval"
+                f"{decision.user} asked for this change and cannot decide it",
+                type="SelfApproval",
+                non_retryable=True,
             )
         if decision.user == self._request.user:
             raise ApplicationError(
-                f"{decision.user} cannot decide a change to their own access", type="SelfApproval"
+                f"{decision.user} cannot decide a change to their own access",
+                type="SelfApproval",
+                non_retryable=True,
             )
         if decision.user not in status.members:
             raise ApplicationError(
                 f"{decision.user} is not a member of committee {status.committee} "
                 f"(members: {', '.join(status.members)})",
                 type="NotAMember",
+                non_retryable=True,
             )
         if decision.user in status.approvals or decision.user in status.rejections:
             raise ApplicationError(
-                f"{decision.user} has already decided this change", type="AlreadyDecided"
+                f"{decision.user} has already decided this change",
+                type="AlreadyDecided",
+                non_retryable=True,
             )
         if status.deadline_at is not None and workflow.now() >= status.deadline_at:
             raise ApplicationError(
-                "the deadline of this access change has passed", type="DeadlinePassed"
+                "the deadline of this access change has passed",
+                type="DeadlinePassed",
+                non_retryable=True,
             )

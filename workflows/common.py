@@ -130,4 +130,5 @@ def require_payload(request: object, model: type[Any], name: str) -> None:
         raise ApplicationError(
             f"{name} needs a JSON object ({model.__name__}); got {type(request).__name__}",
             type="BadPayload",
+            non_retryable=True,
         )

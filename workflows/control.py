@@ -127,6 +127,7 @@ class ReleaseControl:
             raise ApplicationError(
                 f"release {self._ledger.release_id} is already paused ({self.pause_reason})",
                 type="AlreadyPaused",
+                non_retryable=True,
             )
 
     async def pause(self, request: ControlRequest) -> ControlOutcome:
@@ -158,7 +159,9 @@ class ReleaseControl:
         self._validate_running()
         if not self.paused:
             raise ApplicationError(
-                f"release {self._ledger.release_id} is not paused", type="NotPaused"
+                f"release {self._ledger.release_id} is not paused",
+                type="NotPaused",
+                non_retryable=True,
             )
 
     async def resume(self, request: ControlRequest) -> ControlOutcome:
@@ -188,6 +191,7 @@ class ReleaseControl:
                 f"release {self._ledger.release_id} is already being aborted by "
                 f"{self.abort_request.user}",
                 type="AlreadyAborting",
+                non_retryable=True,
             )
 
     async def abort(self, request: AbortRequest) -> ControlOutcome:
@@ -212,10 +216,13 @@ class ReleaseControl:
             raise ApplicationError(
                 f"release {self._ledger.release_id} has already ended ({state.value})",
                 type="ReleaseEnded",
+                non_retryable=True,
             )
         if state == ReleaseState.ROLLING_BACK:
             raise ApplicationError(
-                f"release {self._ledger.release_id} is rolling back", type="RollingBack"
+                f"release {self._ledger.release_id} is rolling back",
+                type="RollingBack",
+                non_retryable=True,
             )
 
 

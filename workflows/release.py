@@ -20,7 +20,9 @@ history events because guards watch metrics inside one long-running activity.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
+from typing import TypeVar
 
 from temporalio import workflow
 
@@ -35,6 +37,7 @@ from workflows.gates.smoke import SmokeGate
 from workflows.ledger import ReleaseLedger
 from workflows.saga import FlagSaga
 from workflows.stop import ReleaseStop
+from workflows.trust import Refusal, RequestTrust
 
 with workflow.unsafe.imports_passed_through():
     from warden.models.common import format_duration
@@ -54,6 +57,9 @@ with workflow.unsafe.imports_passed_through():
         StageState,
     )
 
+#: The requests people send a release: each names its user and may carry a proof.
+Req = TypeVar("Req", DecisionRequest, ControlRequest, AbortRequest)
+
 
 @workflow.defn
 class ReleaseWorkflow:
@@ -72,6 +78,7 @@ class ReleaseWorkflow:
         self._contract = ContractGate(ledger, control)
         self._checks = ChecksGate(ledger, control)
         self._signoff = SignoffGate(ledger, control, self._governance)
+        self._trust = RequestTrust(input.options.trust, ledger.release_id)
 
     # -- the pipeline ----------------------------------------------------------------------
 
@@ -225,19 +232,31 @@ class ReleaseWorkflow:
 
     @workflow.update
     async def approve(self, request: DecisionRequest) -> DecisionOutcome:
+        request = await self._admit(
+            request, "approve", request.stage, lambda: self._signoff.validate(request, True)
+        )
         return await self._signoff.decide(request, approve=True)
 
     @approve.validator
     def _validate_approve(self, request: DecisionRequest) -> None:
-        self._signoff.validate(request, approve=True)
+        if self._trust.enforced:
+            self._trust.validate(request, DecisionRequest, "approve")
+        else:
+            self._signoff.validate(request, approve=True)
 
     @workflow.update
     async def reject(self, request: DecisionRequest) -> DecisionOutcome:
+        request = await self._admit(
+            request, "reject", request.stage, lambda: self._signoff.validate(request, False)
+        )
         return await self._signoff.decide(request, approve=False)
 
     @reject.validator
     def _validate_reject(self, request: DecisionRequest) -> None:
-        self._signoff.validate(request, approve=False)
+        if self._trust.enforced:
+            self._trust.validate(request, DecisionRequest, "reject")
+        else:
+            self._signoff.validate(request, approve=False)
 
     @workflow.signal
     async def record_refusal(self, refusal: RefusalRecord) -> None:
@@ -249,24 +268,72 @@ class ReleaseWorkflow:
 
     @workflow.update
     async def pause(self, request: ControlRequest) -> ControlOutcome:
+        request = await self._admit(
+            request, "pause", None, lambda: self._control.validate_pause(request)
+        )
         return await self._control.pause(request)
 
     @pause.validator
     def _validate_pause(self, request: ControlRequest) -> None:
-        self._control.validate_pause(request)
+        if self._trust.enforced:
+            self._trust.validate(request, ControlRequest, "pause")
+        else:
+            self._control.validate_pause(request)
 
     @workflow.update
     async def resume(self, request: ControlRequest) -> ControlOutcome:
+        request = await self._admit(
+            request, "resume", None, lambda: self._control.validate_resume(request)
+        )
         return await self._control.resume(request)
 
     @resume.validator
     def _validate_resume(self, request: ControlRequest) -> None:
-        self._control.validate_resume(request)
+        if self._trust.enforced:
+            self._trust.validate(request, ControlRequest, "resume")
+        else:
+            self._control.validate_resume(request)
 
     @workflow.update
     async def abort(self, request: AbortRequest) -> ControlOutcome:
+        request = await self._admit(
+            request, "abort", None, lambda: self._control.validate_abort(request)
+        )
         return await self._control.abort(request)
 
     @abort.validator
     def _validate_abort(self, request: AbortRequest) -> None:
-        self._control.validate_abort(request)
+        if self._trust.enforced:
+            self._trust.validate(request, AbortRequest, "abort")
+        else:
+            self._control.validate_abort(request)
+
+    async def _admit(
+        self, request: Req, action: str, stage: str | None, rules: Callable[[], None]
+    ) -> Req:
+        """The request as the release takes it (marked claimed or proven), or its refusal,
+        audited, as the update's failure."""
+        if not self._trust.enforced:
+            return request
+        try:
+            proven = self._trust.admit(
+                user=request.user, proof=request.proof, action=action, stage=stage, rules=rules
+            )
+        except Refusal as refusal:
+            await self._ledger.record(
+                f"{action}.refused",
+                "refused",
+                f"{action} by {request.user} refused: {refusal.reason}",
+                user=request.user,
+                stage=stage,
+                details={
+                    "reason": refusal.reason,
+                    "type": refusal.type,
+                    "devIdentity": request.dev_identity,
+                    "requestId": request.request_id,
+                    "proof": "none" if request.proof is None else "not valid",
+                },
+                flush=True,
+            )
+            raise self._trust.refused(refusal) from None
+        return request.model_copy(update={"dev_identity": not proven})

@@ -127,7 +127,7 @@ async def test_viewers_read_but_do_not_write(
     assert bad_token.status_code == 401
     rows = (
         await http.get(
-            "/audit/events", params={"action": "api.denied"}, headers=governance.headers("root")
+            "/audit/events", params={"action": "auth.refused"}, headers=governance.headers("root")
         )
     ).json()["events"]
     assert [(r["userId"], r["result"], r["details"]["permission"]) for r in rows] == [

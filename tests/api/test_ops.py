@@ -112,7 +112,7 @@ async def test_whitelists_of_users_and_networks(
         assert [(r["userId"], r["result"]) for r in rows] == [("oscar", "not_allowed")]
         calls = await _denials(http, governance, "ops.task_queue")
         assert [(r["userId"], r["result"]) for r in calls] == [("olga", "ok")]
-        api_denied = await _denials(http, governance, "api.denied")
+        api_denied = await _denials(http, governance, "auth.refused")
         assert [(r["userId"], r["details"]["permission"]) for r in api_denied] == [
             ("victor", "ops.use")
         ]

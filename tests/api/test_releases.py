@@ -158,7 +158,7 @@ async def test_release_promoted_through_the_api(
         # The viewer's refused start is on record, with who and why.
         denied = await http.get(
             "/audit/events",
-            params={"action": "api.denied", "userId": "victor"},
+            params={"action": "auth.refused", "userId": "victor"},
             headers=viewer_headers,
         )
         assert [(r["result"], r["details"]["permission"]) for r in denied.json()["events"]] == [
@@ -166,7 +166,7 @@ async def test_release_promoted_through_the_api(
         ]
         anonymous_rows = await http.get(
             "/audit/events",
-            params={"action": "api.denied", "userId": "anonymous"},
+            params={"action": "auth.refused", "userId": "anonymous"},
             headers=viewer_headers,
         )
         assert [r["result"] for r in anonymous_rows.json()["events"]] == ["unauthenticated"]
@@ -281,5 +281,5 @@ async def test_pause_resume_abort_and_bad_requests(
         assert ("release.paused", "oscar") in actions
         assert ("release.resumed", "olga") in actions
         assert ("release.aborted", "oscar") in actions
-        assert ("api.denied", "victor") in actions
+        assert ("auth.refused", "victor") in actions
         assert {r["traceId"] for r in rows if r["source"] == "workflow"} == {trace_id}

@@ -114,7 +114,7 @@ async def wait_for(
 
 
 def snapshot(status: ReleaseStatus) -> dict[str, Any]:
-    """What a refused request must leave as it was."""
+    """What a refused request must leave as it was (its own refusal is recorded, nothing else)."""
     return {
         "state": status.state,
         "stage": status.current_stage,
@@ -124,5 +124,7 @@ def snapshot(status: ReleaseStatus) -> dict[str, Any]:
             for s in status.stages
         ],
         "flags_changed": list(status.flags_changed),
-        "timeline": [(e.action, e.message) for e in status.timeline],
+        "timeline": [
+            (e.action, e.message) for e in status.timeline if not e.action.endswith(".refused")
+        ],
     }

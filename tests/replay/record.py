@@ -8,6 +8,7 @@ virtual clock instead of the configured providers.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import tempfile
 from contextlib import AsyncExitStack
@@ -28,6 +29,8 @@ from warden.runtime.worker import build_worker
 from warden.settings import Settings
 
 HISTORIES = Path(__file__).parent / "histories"
+#: The workflow id each history was recorded under (a proof names the workflow it is for).
+WORKFLOW_IDS = Path(__file__).parent / "workflow_ids.json"
 
 
 def overrides(scenario: Scenario) -> list[Any]:
@@ -54,6 +57,7 @@ async def main(names: list[str]) -> None:
                     governance_file=governance if scenario.governed else None,
                     webhook_urls=[],
                     task_queue=f"replay-{name}",
+                    search_attributes=False,
                 )
                 async with AsyncExitStack() as stack:
                     worker = build_worker(
@@ -67,6 +71,9 @@ async def main(names: list[str]) -> None:
                         history = await handle.fetch_history()
                 HISTORIES.mkdir(exist_ok=True)
                 (HISTORIES / f"{name}.json").write_text(history.to_json())
+                ids = json.loads(WORKFLOW_IDS.read_text()) if WORKFLOW_IDS.exists() else {}
+                ids[name] = handle.id
+                WORKFLOW_IDS.write_text(json.dumps(dict(sorted(ids.items())), indent=2) + "\n")
                 print(f"{name}: {len(history.events)} events → {HISTORIES / (name + '.json')}")
     finally:
         await env.shutdown()

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from examples.support_desk.flags import AI_SOLUTIONS, default_flags
@@ -31,6 +31,7 @@ from warden.models.release import (
 )
 from warden.runtime.client import TemporalLink
 from warden.services.releases import ReleaseService, RequestRefused
+from warden.services.trust import issuer
 from warden.settings import Settings
 from workflows.access import AccessChangeWorkflow
 from workflows.flags import FlagChangeWorkflow
@@ -374,6 +375,88 @@ async def checks_inconclusive(
     return handle
 
 
+def _proof(settings: Settings, status: Any, user: str, action: str, stage: str | None) -> Any:
+    """A proof as the CLI or the API issue one, dated by the test server's clock (which need not
+    be the wall clock)."""
+    now = max(e.at for e in status.timeline)
+    return issuer(settings).sign(
+        user=user, action=action, target=status.release_id, stage=stage, now=now
+    )
+
+
+async def verified_decisions(
+    env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str
+) -> WorkflowHandle[Any, Any]:
+    """A release started with a governance file: a raw approval without a proof is refused and
+    audited by the release; pause, resume and two approvals with proofs count."""
+    _init_flags(settings, "dev", "pilot")
+    service = ReleaseService(TemporalLink(settings, env.client))
+    data = _ramp_data(base_url, "2.0.0")
+    data["stages"] = data["stages"][:3]  # no production: its gate wants a signed-off file
+    started = await service.start(parse_plan(data), "alice", trace_id="trace-replay")
+    handle = env.client.get_workflow_handle_for(ReleaseWorkflow.run, started.release_id)
+    await _until(handle, env, _waiting("pilot"))
+    try:
+        await handle.execute_update(
+            ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user="carol", comment="ok")
+        )
+    except WorkflowUpdateFailedError as refused:
+        assert getattr(refused.cause, "type", None) == "ProofRequired", refused.cause
+    else:
+        raise AssertionError("an approval without a proof counted")
+    status = await handle.query(ReleaseWorkflow.status)
+    for action in ("pause", "resume"):
+        proof = _proof(settings, status, "bob", action, None)
+        update = ReleaseWorkflow.pause if action == "pause" else ReleaseWorkflow.resume
+        await handle.execute_update(update, ControlRequest(user="bob", proof=proof))
+    for user in ("carol", "dave"):
+        status = await handle.query(ReleaseWorkflow.status)
+        proof = _proof(settings, status, user, "approve", "pilot")
+        await handle.execute_update(
+            ReleaseWorkflow.approve,
+            DecisionRequest(stage="pilot", user=user, comment="ok", proof=proof),
+        )
+    result = await handle.result()
+    assert result.outcome == ReleaseState.PROMOTED, result
+    return handle
+
+
+async def access_change_verified(
+    env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str
+) -> WorkflowHandle[Any, Any]:
+    """An access change asked for with a governance file: a raw approval without a proof is
+    refused and audited; two approvals with proofs apply it."""
+    from warden.services.access import AccessService
+
+    change_id = await AccessService(TemporalLink(settings, env.client)).request(
+        AccessChangeRequest(
+            kind="grant", user="grace", role="operator", reason="on-call", requested_by="alice"
+        )
+    )
+    handle = env.client.get_workflow_handle_for(AccessChangeWorkflow.run, change_id)
+    for _ in range(200):
+        if (await handle.query(AccessChangeWorkflow.status)).members:
+            break
+        await asyncio.sleep(0.05)
+    try:
+        await handle.execute_update(AccessChangeWorkflow.approve, AccessDecision(user="carol"))
+    except WorkflowUpdateFailedError as refused:
+        assert getattr(refused.cause, "type", None) == "ProofRequired", refused.cause
+    else:
+        raise AssertionError("an approval without a proof counted")
+    for user in ("carol", "erin"):
+        status = await handle.query(AccessChangeWorkflow.status)
+        proof = issuer(settings).sign(
+            user=user, action="approve", target=change_id, stage=None, now=status.requested_at
+        )
+        await handle.execute_update(
+            AccessChangeWorkflow.approve, AccessDecision(user=user, proof=proof)
+        )
+    result = await handle.result()
+    assert result.state == "applied", result
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
     "release_promoted": Scenario(promoted),
     "release_rolled_back": Scenario(rolled_back),
@@ -394,6 +477,8 @@ SCENARIOS: dict[str, Scenario] = {
     "release_checks_inconclusive": Scenario(
         checks_inconclusive, metrics={"external-api-error-rate": [None, OK]}
     ),
+    "release_verified_decisions": Scenario(verified_decisions, governed=True),
+    "access_change_verified": Scenario(access_change_verified, governed=True),
 }
 
 

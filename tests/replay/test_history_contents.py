@@ -115,6 +115,12 @@ CLAIMS = {
         frozenset({"apply_flag_change"}),
         updates=("pause", "resume", "approve", "approve"),
     ),
+    "release_verified_decisions": Claim(
+        ReleaseState.PROMOTED,
+        "promoted",
+        frozenset({"apply_flag_change"}),
+        updates=("approve", "pause", "resume", "approve", "approve"),
+    ),
     "release_checks_inconclusive": Claim(
         ReleaseState.PROMOTED,
         "promoted",
@@ -189,3 +195,24 @@ def test_an_inconclusive_check_pauses_announces_and_runs_again() -> None:
     assert [c.phase for c in found.inputs("run_checks", ChecksInput)] == ["pre", "pre"]
     keys = [_decode(p, dict)["key"] for n, p in found.activities if n == "send_notice"]
     assert [k.split(":", 2)[2] for k in keys] == ["auto-pause:1"]
+
+
+def test_decisions_with_proofs_and_a_refusal_the_release_audited_itself() -> None:
+    """The refused raw approval is an accepted update that failed (and was audited by the
+    release); the ones with proofs carry them, signed, in the history."""
+    history = WorkflowHistory.from_json(
+        "release_verified_decisions",
+        (HISTORIES / "release_verified_decisions.json").read_text(),
+    )
+    failed = [
+        e.workflow_execution_update_completed_event_attributes.outcome.failure
+        for e in history.events
+        if e.HasField("workflow_execution_update_completed_event_attributes")
+        and e.workflow_execution_update_completed_event_attributes.outcome.HasField("failure")
+    ]
+    assert [f.application_failure_info.type for f in failed] == ["ProofRequired"]
+    info = failed[0].application_failure_info
+    assert info.non_retryable
+    assert _decode(info.details, str) == "audited"  # written to the trail by the release itself
+    access = recorded("access_change_verified")
+    assert access.updates == ["approve", "approve", "approve"]

@@ -15,6 +15,8 @@ from warden.settings import Settings
 from workflows import WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+#: The workflow id a history was recorded under, where it matters (proofs name their workflow).
+WORKFLOW_IDS: dict[str, str] = json.loads((Path(__file__).parent / "workflow_ids.json").read_text())
 
 
 def test_every_workflow_type_has_a_history() -> None:
@@ -33,6 +35,6 @@ async def test_history_replays(path: Path) -> None:
         # Each run imports the workflow modules afresh, and the sandbox checks what they call.
         workflow_runner=workflow_runner(Settings(workflow_sandbox="isolated")),
     )
-    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    history = WorkflowHistory.from_json(WORKFLOW_IDS.get(path.stem, path.stem), path.read_text())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name} no longer replays: {result.replay_failure}"

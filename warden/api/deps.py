@@ -1,6 +1,6 @@
 """Dependencies: the authenticated caller with one permission, and the dev/ops endpoint switches.
 
-Every refusal is audited: `api.denied` for missing credentials (401) or permissions (403),
+Every refusal is audited: `auth.refused` for missing credentials (401) or permissions (403),
 `ops.denied` / `dev.denied` for a switched-off endpoint (404) or a caller outside the
 whitelist of users or networks (403).
 """
@@ -16,11 +16,15 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from warden.api.auth import DEV_USER_HEADER, Unauthenticated
+from warden.api.auth import AS_USER_HEADER, DEV_USER_HEADER
 from warden.api.errors import ApiError
 from warden.api.state import ApiState, api_state
+from warden.errors import Forbidden, Unauthenticated
+from warden.services.access import AccessService
 from warden.services.audit import AuditService
 from warden.services.flags import FlagService
+from warden.services.governance import GovernanceService
+from warden.services.identity import AUTH_REFUSED
 from warden.services.releases import ReleaseService
 from warden.stores.governance import Principal
 
@@ -41,45 +45,48 @@ async def _identify(api: ApiState, request: Request) -> Principal:
         api.auth.identify,
         request.headers.get("authorization"),
         request.headers.get(DEV_USER_HEADER),
+        request.headers.get(AS_USER_HEADER),
     )
 
 
 async def authenticate(request: Request, permission: str) -> Principal:
-    """The caller, allowed `permission`; 401 or 403 (audited) otherwise."""
+    """The caller, allowed `permission`; 401 or 403, audited as `auth.refused`, otherwise."""
     api = api_state(request)
     release_id = request.path_params.get("release_id")
     details: dict[str, Any] = {
+        "face": "api",
         "permission": permission,
         "path": request.url.path,
         "client": _client_host(request),
     }
+    claimed = request.headers.get(AS_USER_HEADER) or request.headers.get(DEV_USER_HEADER)
     try:
         principal = await _identify(api, request)
+        api.auth.identity.authorize(principal, permission)
     except Unauthenticated as exc:
         api.metrics.auth_denied.labels("unauthenticated").inc()
         await api.record(
             request,
-            "api.denied",
+            AUTH_REFUSED,
             "unauthenticated",
-            user="anonymous",
+            user=(claimed or "anonymous")[:200],
             release_id=release_id,
             details={**details, "reason": str(exc)},
         )
         raise ApiError(
             401, "Unauthenticated", str(exc), headers={"WWW-Authenticate": "Bearer"}
         ) from None
-    if not principal.can(permission):
-        message = f"{principal.name} may not {permission} (roles: {', '.join(sorted(principal.roles)) or 'none'})"
+    except Forbidden as exc:
         api.metrics.auth_denied.labels("forbidden").inc()
         await api.record(
             request,
-            "api.denied",
+            AUTH_REFUSED,
             "forbidden",
             user=principal.name,
             release_id=release_id,
-            details={**details, "reason": message, "devIdentity": principal.dev_identity},
+            details={**details, "reason": str(exc), "devIdentity": principal.dev_identity},
         )
-        raise ApiError(403, "Forbidden", message)
+        raise ApiError(403, "Forbidden", str(exc)) from None
     return principal
 
 
@@ -103,10 +110,20 @@ def _audit_trail(request: Request) -> AuditService:
     return api_state(request).audit_trail()
 
 
+def _access(request: Request) -> AccessService:
+    return api_state(request).access()
+
+
+def _governance(request: Request) -> GovernanceService:
+    return api_state(request).governance()
+
+
 #: The services a route works through; none of them contacts anything until it is used.
 Releases = Annotated[ReleaseService, Depends(_releases)]
 Flags = Annotated[FlagService, Depends(_flags)]
 AuditTrail = Annotated[AuditService, Depends(_audit_trail)]
+Access = Annotated[AccessService, Depends(_access)]
+Governance = Annotated[GovernanceService, Depends(_governance)]
 
 CanViewReleases = Annotated[Principal, Depends(require("release.view"))]
 CanStartReleases = Annotated[Principal, Depends(require("release.start"))]
@@ -116,6 +133,13 @@ CanResume = Annotated[Principal, Depends(require("release.resume"))]
 CanAbort = Annotated[Principal, Depends(require("release.abort"))]
 CanReadAudit = Annotated[Principal, Depends(require("audit.read"))]
 CanWriteAudit = Annotated[Principal, Depends(require("audit.write"))]
+CanViewFlags = Annotated[Principal, Depends(require("flags.view"))]
+CanChangeFlags = Annotated[Principal, Depends(require("flags.change"))]
+CanRequestAccess = Annotated[Principal, Depends(require("access.request"))]
+CanViewAccess = Annotated[Principal, Depends(require("access.view"))]
+CanDecideAccess = Annotated[Principal, Depends(require("access.decide"))]
+CanViewGovernance = Annotated[Principal, Depends(require("governance.view"))]
+Caller = Annotated[Principal, Depends(require("identity.view"))]
 
 # -- dev and operational endpoints ----------------------------------------------------------------
 

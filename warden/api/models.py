@@ -11,6 +11,7 @@ from warden.api.strict import IsoDatetime
 from warden.models.audit import AuditEventCreate
 from warden.models.common import Record, StrictModel
 from warden.models.flags import FlagState
+from warden.models.governance import ROLE_PATTERN, USER_PATTERN, AccessChangeSummary
 from warden.models.plan import VERSION_PATTERN, ReleasePlan
 from warden.models.release import ReleaseSummary
 
@@ -76,14 +77,6 @@ class ReleaseCreate(StrictModel):
     rerun: StrictBool = Field(
         default=False, description="Start a version again after its earlier run ended."
     )
-
-
-class ReleaseStarted(Record):
-    release_id: str
-    run_id: str
-    trace_id: str
-    started_by: str
-    dev_identity: bool = False
 
 
 class ReleaseList(Record):
@@ -202,3 +195,56 @@ class SeedCreate(StrictModel):
         default=True,
         description="flagd-file backend only: create missing flag files with the plan's flags off.",
     )
+
+
+# -- identity, flags, access and governance -------------------------------------------------------
+
+
+class WhoAmI(Record):
+    """The caller as the API sees them: the same checks every other endpoint makes."""
+
+    user: str
+    roles: list[str]
+    dev_identity: bool
+    mode: Literal["dev", "verified"]
+
+
+class FlagChangeCreate(StrictModel):
+    """The kill switch: serve a flag to `percent`% in one environment, now."""
+
+    percent: int = Field(ge=0, le=100)
+    reason: str = Field(min_length=1, max_length=2000, description="Recorded in the audit trail.")
+
+
+class FlagList(Record):
+    flags: list[FlagState]
+
+
+class AccessChangeCreate(StrictModel):
+    """Ask the access committee to grant or revoke a role; the requester is the caller."""
+
+    kind: Literal["grant", "revoke"] = "grant"
+    user: str = Field(pattern=USER_PATTERN, description="Whose access changes.")
+    role: str = Field(
+        pattern=ROLE_PATTERN,
+        description="release-manager, operator, viewer, admin, committee-member:<committee>.",
+    )
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class SignoffCreate(StrictModel):
+    """Ask the access committee to sign off the governance file's current version."""
+
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class AccessDecisionCreate(StrictModel):
+    comment: str = Field(default="", max_length=2000, description="Why; required for a rejection.")
+
+
+class AccessChangeCreated(Record):
+    change_id: str
+
+
+class AccessChangeList(Record):
+    changes: list[AccessChangeSummary]

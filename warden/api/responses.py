@@ -8,8 +8,8 @@ from warden.api.models import ErrorBody
 
 DESCRIPTIONS = {
     400: "Bad request (e.g. an unusable X-Request-Id / X-Trace-Id header).",
-    401: "No credentials, or a token that is not valid (audited as api.denied).",
-    403: "Authenticated, but not allowed (audited as api.denied, or ops.denied outside the whitelist).",
+    401: "No credentials, or a token that is not valid (audited as auth.refused).",
+    403: "Authenticated, but not allowed (audited as auth.refused, or ops.denied outside the whitelist).",
     404: "No such release, or the endpoint is switched off.",
     409: "Refused in the release's current state.",
     422: "The request does not match its schema; `error.fields` names every bad field.",

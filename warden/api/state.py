@@ -17,8 +17,10 @@ from warden.api.auth import Authenticator
 from warden.api.metrics import ApiMetrics
 from warden.models.audit import AuditEvent
 from warden.runtime.client import TemporalLink
+from warden.services.access import AccessService
 from warden.services.audit import AuditService
 from warden.services.flags import FlagService
+from warden.services.governance import GovernanceService
 from warden.services.releases import ReleaseService
 from warden.settings import Settings
 from warden.stores.audit import AuditStore
@@ -33,8 +35,8 @@ class ApiState:
     def __init__(self, settings: Settings, client: Client | None = None) -> None:
         self.settings = settings
         self.metrics = ApiMetrics()
-        self.auth = Authenticator(settings, self._governance_store)
-        self.temporal = TemporalLink(settings, client)
+        self.auth = Authenticator(settings, lambda: self._governance_store().grants())
+        self.temporal = TemporalLink(settings, client, on_restart=log.warning)
         self._lock = threading.Lock()
         self._audit: AuditStore | None = None
         self._grants: GovernanceStore | None = None
@@ -60,6 +62,12 @@ class ApiState:
 
     def audit_trail(self) -> AuditService:
         return AuditService(self.audit)
+
+    def access(self) -> AccessService:
+        return AccessService(self.temporal)
+
+    def governance(self) -> GovernanceService:
+        return GovernanceService(self.settings)
 
     async def record(
         self,

@@ -18,7 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from warden.cli.access import access
 from warden.cli.api import api
 from warden.cli.audit import audit
-from warden.cli.common import EXIT_CODES, EXIT_INVALID, EXIT_UNAVAILABLE
+from warden.cli.common import EXIT_CODES, EXIT_INVALID, EXIT_UNAVAILABLE, PENDING_WARNINGS
 from warden.cli.flags import flags
 from warden.cli.governance import governance
 from warden.cli.plan import plan
@@ -50,6 +50,15 @@ def main(argv: list[str] | None = None) -> None:
 
 def run_cli(argv: list[str] | None = None) -> int:
     """Run one command and return its exit code; every error becomes one readable line."""
+    PENDING_WARNINGS.clear()
+    code = _run(argv)
+    if code in (0, 1):  # it acted: say what the user should know about how
+        for warning in PENDING_WARNINGS:
+            click.echo(f"warden: warning: {warning}", err=True)
+    return code
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         code = cli.main(args=argv, prog_name="warden", standalone_mode=False)
     except SystemExit as exc:

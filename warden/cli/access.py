@@ -39,7 +39,7 @@ def access_request(
 ) -> None:
     """Ask the access committee to grant (or --revoke) a role."""
     s = session()
-    user, dev_identity = s.identity(as_user)
+    actor = s.actor(as_user, "access.request")
     request = build_request(
         AccessChangeRequest,
         {"user": "--user", "role": "--role", "reason": "--reason", "requested_by": "--as"},
@@ -47,8 +47,8 @@ def access_request(
         user=subject,
         role=role,
         reason=reason,
-        requested_by=user,
-        dev_identity=dev_identity,
+        requested_by=actor.name,
+        dev_identity=actor.dev_identity,
     )
     change_id = run(s.access().request(request))
     if as_json:
@@ -62,13 +62,13 @@ def _decide(
     change_id: str, as_user: str | None, comment: str, as_json: bool, approve: bool
 ) -> None:
     s = session()
-    user, dev_identity = s.identity(as_user)
+    actor = s.actor(as_user, "access.decide")
     decision = build_request(
         AccessDecision,
         {"user": "--as", "comment": "--comment"},
-        user=user,
+        user=actor.name,
         comment=comment,
-        dev_identity=dev_identity,
+        dev_identity=actor.dev_identity,
     )
     status = run(s.access().decide(change_id, decision, approve))
     if as_json:
@@ -105,7 +105,9 @@ def access_reject(change_id: str, as_user: str | None, comment: str, as_json: bo
 @json_option
 def access_status(change_id: str, as_json: bool) -> None:
     """One access change: who asked, who decided, its state."""
-    status = run(session().access().status(change_id))
+    s = session()
+    s.actor(None, "access.view")
+    status = run(s.access().status(change_id))
     if as_json:
         emit_json(status)
         return
@@ -124,7 +126,9 @@ def access_status(change_id: str, as_json: bool) -> None:
 @json_option
 def access_list(as_json: bool) -> None:
     """Access changes, newest first."""
-    rows = run(session().access().list())
+    s = session()
+    s.actor(None, "access.view")
+    rows = run(s.access().list())
     if as_json:
         emit_json(rows)
         return
@@ -132,12 +136,12 @@ def access_list(as_json: bool) -> None:
         table(
             [
                 [
-                    r["change_id"],
-                    r["kind"],
-                    r["user"] or "-",
-                    r["role"] or "-",
-                    r["requested_by"],
-                    r["status"],
+                    r.change_id,
+                    r.kind or "-",
+                    r.user or "-",
+                    r.role or "-",
+                    r.requested_by or "-",
+                    r.status,
                 ]
                 for r in rows
             ],

@@ -74,7 +74,9 @@ def with_filters(fn: Callable[..., None]) -> Callable[..., None]:
 )
 def export(query: AuditQuery, as_csv: bool, output: Path | None) -> None:
     """Export audit events as CSV or JSON lines."""
-    text, count = session().audit().export(query, csv=as_csv)
+    s = session()
+    s.actor(None, "audit.read")
+    text, count = s.audit().export(query, csv=as_csv)
     if output:
         output.write_text(text)
         info(f"{count} event(s) written to {output}")
@@ -86,7 +88,9 @@ def export(query: AuditQuery, as_csv: bool, output: Path | None) -> None:
 @with_filters
 def audit_list(query: AuditQuery) -> None:
     """Audit events as a table."""
-    events = session().audit().query(query.model_copy(update={"limit": min(query.limit, 500)}))
+    s = session()
+    s.actor(None, "audit.read")
+    events = s.audit().query(query.model_copy(update={"limit": min(query.limit, 500)}))
     click.echo(
         table(
             [[when(e.timestamp), e.userId, e.action, e.result, e.entity] for e in events],

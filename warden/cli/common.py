@@ -10,22 +10,37 @@ from __future__ import annotations
 import asyncio
 import getpass
 import sys
+import uuid
 from collections.abc import Coroutine
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, NoReturn, TypeVar
 
 import click
 from pydantic import BaseModel, TypeAdapter
 
-from warden.errors import Kind
+from warden.errors import Forbidden, Kind, Unauthenticated, WardenError
+from warden.models.audit import AuditEvent
+from warden.models.governance import AccessGrant
 from warden.runtime.client import TemporalLink
 from warden.services.access import AccessService
 from warden.services.audit import AuditService
 from warden.services.flags import FlagService
 from warden.services.governance import GovernanceService
+from warden.services.identity import AUTH_REFUSED, Actor, IdentityService
 from warden.services.releases import ReleaseService
+from warden.services.remote import (
+    ApiConnection,
+    RemoteAccess,
+    RemoteAudit,
+    RemoteFlags,
+    RemoteGovernance,
+    RemoteIdentity,
+    RemoteReleases,
+)
 from warden.settings import Settings
 from warden.stores.audit import AuditStore
+from warden.stores.governance import GovernanceStore
 
 T = TypeVar("T")
 
@@ -39,6 +54,24 @@ def fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
     click.echo(f"warden: error: {' '.join(message.splitlines())}", err=True)
     sys.exit(code)
 
+
+CLAIMED_WARNING = (
+    "identities are claimed, not verified (no governance file: WARDEN_GOVERNANCE_FILE); "
+    "this was recorded with devIdentity: true"
+)
+#: Warnings for the end of a command that did what it was asked (an error stays one line).
+PENDING_WARNINGS: list[str] = []
+
+
+def warn_once(message: str) -> None:
+    if message not in PENDING_WARNINGS:
+        PENDING_WARNINGS.append(message)
+
+
+#: Permissions that only look: a claimed identity is not worth a warning for these.
+VIEWS = frozenset(
+    {"release.view", "flags.view", "audit.read", "access.view", "governance.view", "identity.view"}
+)
 
 #: Each kind of error (`warden.errors.Kind`) ends a command with one exit code.
 EXIT_CODES: dict[Kind, int] = {
@@ -70,12 +103,21 @@ def load_settings() -> Settings:
         fail(f"invalid settings: {problems}")
 
 
+Releases = ReleaseService | RemoteReleases
+Flags = FlagService | RemoteFlags
+Access = AccessService | RemoteAccess
+Governance = GovernanceService | RemoteGovernance
+Audit = AuditService | RemoteAudit
+
+
 class Session:
     """One command's settings and services; Temporal is contacted on the first call that needs it."""
 
     def __init__(self) -> None:
         self._links: dict[bool, TemporalLink] = {}
         self._store: AuditStore | None = None
+        self._identity: IdentityService | None = None
+        self._api: ApiConnection | None = None
 
     @cached_property
     def settings(self) -> Settings:
@@ -84,36 +126,124 @@ class Session:
     def temporal(self, *, need_worker: bool = True) -> TemporalLink:
         """The Temporal link; `need_worker` starts a background worker on one machine."""
         if need_worker not in self._links:
-            self._links[need_worker] = TemporalLink(self.settings, need_worker=need_worker)
+            self._links[need_worker] = TemporalLink(
+                self.settings, need_worker=need_worker, on_restart=lambda m: info(f"warden: {m}")
+            )
         return self._links[need_worker]
 
-    def releases(self, *, need_worker: bool = True) -> ReleaseService:
+    def releases(self, *, need_worker: bool = True) -> Releases:
+        if self._api is not None:
+            return RemoteReleases(self._api)
         return ReleaseService(self.temporal(need_worker=need_worker))
 
-    def flags(self) -> FlagService:
+    def flags(self) -> Flags:
+        if self._api is not None:
+            return RemoteFlags(self._api)
         return FlagService(self.temporal())
 
-    def access(self) -> AccessService:
+    def access(self) -> Access:
+        if self._api is not None:
+            return RemoteAccess(self._api)
         return AccessService(self.temporal())
 
-    def governance(self) -> GovernanceService:
+    def governance(self) -> Governance:
+        if self._api is not None:
+            return RemoteGovernance(self._api)
         return GovernanceService(self.settings)
 
-    def audit(self) -> AuditService:
+    def audit(self) -> Audit:
+        if self._api is not None:
+            return RemoteAudit(self._api)
+        return AuditService(self._audit_store())
+
+    def local_only(self, what: str) -> None:
+        """Refuse what only works where the workers are, when the CLI goes through the API."""
+        if self.settings.api_url:
+            fail(
+                f"{what} works on the machine the workers run on; with WARDEN_API_URL set this "
+                "CLI only talks to the API (unset it there, or run the command on that machine)"
+            )
+
+    def _audit_store(self) -> AuditStore:
         if self._store is None:
             self._store = AuditStore(self.settings.audit_url)
-        return AuditService(self._store)
+        return self._store
 
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
+        if self._api is not None:
+            self._api.close()
 
-    def identity(self, as_user: str | None) -> tuple[str, bool]:
-        """Who is acting, and whether that is only claimed (no token: the embedded dev setup)."""
-        user = as_user or self.settings.user or getpass.getuser()
-        if not user.strip():
-            fail("say who you are with --as <user>")
-        return user, self.settings.token is None
+    def identity(self) -> IdentityService:
+        if self._identity is None:
+            self._identity = IdentityService(self.settings, self._grants)
+        return self._identity
+
+    def _grants(self) -> list[AccessGrant]:
+        store = GovernanceStore(self.settings.audit_url)
+        try:
+            return store.grants()
+        finally:
+            store.close()
+
+    def actor(self, as_user: str | None, permission: str) -> Actor:
+        """Who acts in this command, allowed `permission`.
+
+        Verified mode (a governance file): the token's user, refused (exit 2, `auth.refused` in
+        the audit trail) when the token is missing, unknown or revoked, when `--as` names
+        someone else, or when their roles do not give `permission`. Dev identity: the claimed
+        name, with one warning line that it is not verified."""
+        settings = self.settings
+        if settings.api_url:
+            return self._remote_actor(as_user)
+        identity = self.identity()
+        if not identity.verified:
+            if permission not in VIEWS:
+                warn_once(CLAIMED_WARNING)
+            user = as_user or settings.user or getpass.getuser()
+            if not user.strip():
+                fail("say who you are with --as <user>")
+            return Actor(user, dev_identity=True)
+        token = settings.token.get_secret_value() if settings.token else None
+        claimed = as_user
+        try:
+            principal = identity.from_token(token)
+            claimed = principal.name if as_user is None else as_user
+            identity.check_claim(principal, as_user)
+            identity.authorize(principal, permission)
+        except (Unauthenticated, Forbidden) as exc:
+            self._refused(claimed, permission, exc)
+            raise
+        return Actor(principal.name, dev_identity=False, principal=principal)
+
+    def _remote_actor(self, as_user: str | None) -> Actor:
+        """Through the API: it checks the token (and `--as` against it), audits a refusal, and
+        each endpoint checks the role."""
+        settings = self.settings
+        assert settings.api_url
+        token = settings.token.get_secret_value() if settings.token else None
+        claimed = as_user if token else (as_user or settings.user or getpass.getuser())
+        self._api = ApiConnection(settings.api_url, token=token, claimed=claimed)
+        actor = RemoteIdentity(self._api, has_token=token is not None).whoami()
+        if actor.dev_identity:
+            warn_once(CLAIMED_WARNING)
+        return actor
+
+    def _refused(self, user: str | None, permission: str, exc: WardenError) -> None:
+        """The refusal in the audit trail, before the command exits 2."""
+        ctx = click.get_current_context(silent=True)
+        event = AuditEvent(
+            eventId=str(uuid.uuid4()),
+            userId=(user or "anonymous")[:200],
+            action=AUTH_REFUSED,
+            entity=f"cli:{ctx.command_path if ctx else 'warden'}",
+            result="forbidden" if isinstance(exc, Forbidden) else "unauthenticated",
+            timestamp=datetime.now(UTC),
+            source="cli",
+            details={"face": "cli", "permission": permission, "reason": str(exc)},
+        )
+        self._audit_store().write([event])
 
 
 def session() -> Session:

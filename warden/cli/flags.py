@@ -18,9 +18,9 @@ from warden.cli.common import (
     session,
 )
 from warden.cli.render import table
-from warden.models.flags import FLAG_KEY_PATTERN, FlagOperation, FlagOperationResult
+from warden.models.flags import FLAG_KEY_PATTERN, FlagOperation
 from warden.models.plan import NAME_PATTERN
-from warden.services.flags import FlagService, add_flags, update_lines
+from warden.services.flags import add_flags, update_lines
 
 DEFAULT_ENVIRONMENTS = ("dev", "staging", "pilot", "production")
 
@@ -30,18 +30,12 @@ def flags() -> None:
     """Feature flags: show them, and the operator's audited kill switch."""
 
 
-async def _change_and_find_releases(
-    service: FlagService, op: FlagOperation
-) -> tuple[FlagOperationResult, list[str]]:
-    result = await service.change(op)
-    return result, await service.releases_touching(op.flag, op.environment)
-
-
 def _change(
     flag: str, env: str, percent: int, as_user: str | None, reason: str, as_json: bool
 ) -> None:
     s = session()
-    user, dev_identity = s.identity(as_user)
+    actor = s.actor(as_user, "flags.change")
+    user, dev_identity = actor.name, actor.dev_identity
     if not reason.strip():
         fail("give a --reason (it is recorded in the audit trail)")
     op = build_request(
@@ -60,7 +54,8 @@ def _change(
         reason=reason,
         dev_identity=dev_identity,
     )
-    result, touching = run(_change_and_find_releases(s.flags(), op))
+    outcome = run(s.flags().kill_switch(op))
+    result, touching = outcome.result, outcome.releases_touching
     if as_json:
         emit_json(result)
     else:
@@ -145,7 +140,9 @@ def show(envs: tuple[str, ...], flag_keys: tuple[str, ...], as_json: bool) -> No
     """The current state of flags, read where the workers are."""
     _check_envs(envs)
     _check_flag_keys(list(flag_keys))
-    states = run(session().flags().read(list(envs or DEFAULT_ENVIRONMENTS), list(flag_keys)))
+    s = session()
+    s.actor(None, "flags.view")
+    states = run(s.flags().read(list(envs or DEFAULT_ENVIRONMENTS), list(flag_keys)))
     if as_json:
         emit_json(states)
         return
@@ -213,5 +210,9 @@ def add(flag: str, envs: tuple[str, ...], percent: int) -> None:
 
 
 def _add(envs: tuple[str, ...], specs: dict[str, int]) -> None:
-    for line in update_lines(add_flags(session().settings, dict.fromkeys(envs), specs)):
+    """flag files are written where this command runs: with the flag change permission."""
+    s = session()
+    s.local_only("`warden flags init` and `warden flags add`")
+    s.actor(None, "flags.change")
+    for line in update_lines(add_flags(s.settings, dict.fromkeys(envs), specs)):
         click.echo(line)

@@ -6,10 +6,19 @@ from pathlib import Path
 
 import click
 
-from warden.cli.common import as_option, build_request, emit_json, info, json_option, run, session
+from warden.cli.common import (
+    Access,
+    as_option,
+    build_request,
+    emit_json,
+    info,
+    json_option,
+    run,
+    session,
+)
 from warden.cli.render import table, when
 from warden.models.governance import AccessChangeRequest, AccessChangeStatus
-from warden.services.access import AccessService
+from warden.services.governance import GovernanceService
 
 
 @click.group()
@@ -21,9 +30,10 @@ def governance() -> None:
 @click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def governance_validate(path: Path | None) -> None:
     """Check a governance file (default: WARDEN_GOVERNANCE_FILE)."""
-    service = session().governance()
+    s = session()
+    service = GovernanceService(s.settings)  # a file on this machine, whatever else is configured
     document = service.load(path)
-    shown = path or service.settings.governance_file
+    shown = path or s.settings.governance_file
     click.echo(
         f"{shown}: valid, version {document.version}, {len(document.users)} users, "
         f"committees {', '.join(c.name for c in document.committees)} "
@@ -35,7 +45,9 @@ def governance_validate(path: Path | None) -> None:
 @json_option
 def governance_show(as_json: bool) -> None:
     """Users with their effective roles (file + approved access changes) and the sign-off state."""
-    view = session().governance().show()
+    s = session()
+    s.actor(None, "governance.view")
+    view = s.governance().show()
     if as_json:
         emit_json(view)
         return
@@ -52,7 +64,7 @@ def governance_show(as_json: bool) -> None:
 
 
 async def _request_signoff(
-    access: AccessService, request: AccessChangeRequest, wait: bool
+    access: Access, request: AccessChangeRequest, wait: bool
 ) -> AccessChangeStatus | None:
     change_id = await access.request(request)
     click.echo(change_id)
@@ -69,14 +81,14 @@ async def _request_signoff(
 def governance_signoff(reason: str, as_user: str | None, wait: bool) -> None:
     """Ask the access committee to sign off the governance file's current version."""
     s = session()
-    user, dev_identity = s.identity(as_user)
+    actor = s.actor(as_user, "access.request")
     request = build_request(
         AccessChangeRequest,
         {"reason": "--reason", "requested_by": "--as"},
         kind="config-signoff",
         reason=reason,
-        requested_by=user,
-        dev_identity=dev_identity,
+        requested_by=actor.name,
+        dev_identity=actor.dev_identity,
     )
     status = run(_request_signoff(s.access(), request, wait))
     if status is not None:

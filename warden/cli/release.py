@@ -11,6 +11,7 @@ import click
 from warden.cli.common import (
     EXIT_NOT_PROMOTED,
     EXIT_OK,
+    Releases,
     as_option,
     build_request,
     emit_json,
@@ -30,7 +31,7 @@ from warden.models.release import (
     ReleaseState,
     ReleaseStatus,
 )
-from warden.services.releases import ReleaseService, check_trace_id
+from warden.services.releases import check_trace_id
 
 
 def exit_for(status: ReleaseStatus) -> int:
@@ -85,7 +86,8 @@ def start(
     """Start the release a plan describes (its id is release-<service>-<version>)."""
     plan_model = load_plan(plan_path)
     s = session()
-    user, dev_identity = s.identity(as_user)
+    actor = s.actor(as_user, "release.start")
+    user, dev_identity = actor.name, actor.dev_identity
     code = run(
         _start(
             s.releases(),
@@ -103,7 +105,7 @@ def start(
 
 
 async def _start(
-    service: ReleaseService,
+    service: Releases,
     plan: ReleasePlan,
     user: str,
     *,
@@ -114,18 +116,18 @@ async def _start(
     as_json: bool,
     junit: Path | None,
 ) -> int:
-    handle = await service.start(
+    started = await service.start(
         plan, user, trace_id=trace_id, dev_identity=dev_identity, rerun=rerun
     )
+    release_id = started.release_id
     if not wait:
         if as_json:
-            description = await handle.describe()
-            emit_json({"release_id": handle.id, "run_id": description.run_id, "started_by": user})
+            emit_json({"release_id": release_id, "run_id": started.run_id, "started_by": user})
         else:
-            click.echo(handle.id)
-            info(f"started {handle.id}; follow it with `warden release watch {handle.id}`")
+            click.echo(release_id)
+            info(f"started {release_id}; follow it with `warden release watch {release_id}`")
         return EXIT_OK
-    status = await follow(service, handle.id, quiet=as_json)
+    status = await follow(service, release_id, quiet=as_json)
     if junit:
         junit.write_text(junit_xml(status))
     if as_json:
@@ -136,7 +138,7 @@ async def _start(
 
 
 async def follow(
-    service: ReleaseService,
+    service: Releases,
     release_id: str,
     *,
     quiet: bool = False,
@@ -169,7 +171,9 @@ async def follow(
 )
 def status(release_id: str, as_json: bool, junit: Path | None) -> None:
     """Stages, current step, evidence so far, approvals, flags and result of a release."""
-    current = run(session().releases().status(release_id))
+    s = session()
+    s.actor(None, "release.view")
+    current = run(s.releases().status(release_id))
     if junit:
         junit.write_text(junit_xml(current))
     if as_json:
@@ -183,7 +187,9 @@ def status(release_id: str, as_json: bool, junit: Path | None) -> None:
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
 def list_(as_json: bool, limit: int) -> None:
     """Releases, newest first, with their state and current stage."""
-    rows = run(session().releases(need_worker=False).list(limit=limit))
+    s = session()
+    s.actor(None, "release.view")
+    rows = run(s.releases(need_worker=False).list(limit=limit))
     if as_json:
         emit_json(rows)
     else:
@@ -202,11 +208,13 @@ def list_(as_json: bool, limit: int) -> None:
 )
 def watch(release_id: str, interval: float, until_signoff: bool) -> None:
     """Live progress until the release ends; exit 0 promoted, 1 not promoted."""
-    raise SystemExit(run(_watch(session().releases(), release_id, interval, until_signoff)))
+    s = session()
+    s.actor(None, "release.view")
+    raise SystemExit(run(_watch(s.releases(), release_id, interval, until_signoff)))
 
 
 async def _watch(
-    service: ReleaseService, release_id: str, interval: float, until_signoff: bool = False
+    service: Releases, release_id: str, interval: float, until_signoff: bool = False
 ) -> int:
     first = await service.status(release_id)
     click.echo(status_text(first, events=0))
@@ -242,7 +250,8 @@ def _decision(
     release_id: str, stage: str, as_user: str | None, comment: str, as_json: bool, approve: bool
 ) -> None:
     s = session()
-    user, dev_identity = s.identity(as_user)
+    actor = s.actor(as_user, "release.decide")
+    user, dev_identity = actor.name, actor.dev_identity
     request = build_request(
         DecisionRequest,
         {"stage": "--stage", "user": "--as", "comment": "--comment"},
@@ -286,7 +295,8 @@ def reject(release_id: str, stage: str, as_user: str | None, comment: str, as_js
 
 def _control(release_id: str, action: str, as_user: str | None, reason: str, as_json: bool) -> None:
     s = session()
-    user, dev_identity = s.identity(as_user)
+    actor = s.actor(as_user, f"release.{action}")
+    user, dev_identity = actor.name, actor.dev_identity
     # validated before connecting: a bad value is exit 2 even when Temporal is down
     options = {"user": "--as", "reason": "--reason"}
     service = s.releases()

@@ -50,9 +50,13 @@ def stop() -> None:
 
 @server.command(name="status")
 def server_status() -> None:
-    """Is the embedded server listening, and is a background worker running?"""
+    """Is the embedded server listening, is a background worker running, and with what settings?"""
     from warden.runtime import devserver
-    from warden.runtime.background import background_worker_pid
+    from warden.runtime.background import (
+        background_worker_pid,
+        recorded_worker_settings,
+        settings_differ,
+    )
 
     settings = session().settings
     listening = devserver.is_listening("127.0.0.1", settings.dev_server_port)
@@ -62,6 +66,14 @@ def server_status() -> None:
     )
     click.echo(f"Web UI: {_ui_line(settings, listening)}")
     click.echo(f"background worker: {f'pid {pid}' if pid else 'not running'}")
+    recorded = recorded_worker_settings(settings) if pid else None
+    if recorded:
+        shown = {k: v for k, v in recorded.items() if v}
+        click.echo("  runs with: " + ", ".join(f"WARDEN_{k.upper()}={v}" for k, v in shown.items()))
+        changed = settings_differ(settings)
+        if changed:
+            names = ", ".join("WARDEN_" + name.upper() for name in changed)
+            click.echo(f"  differs from this shell in {names}: the next command restarts it")
     raise SystemExit(0 if listening else 3)
 
 

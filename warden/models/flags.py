@@ -158,3 +158,10 @@ class FlagOperationResult(Record):
 class FlagReadRequest(StrictModel):
     environments: list[str] = Field(min_length=1)
     flags: list[str] = Field(default_factory=list)
+
+
+class KillSwitchOutcome(Record):
+    """The kill switch's result, and the running releases that may change the flag again."""
+
+    result: FlagOperationResult
+    releases_touching: list[str] = Field(default_factory=list)

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from warden.models.common import Record, StrictModel, short_repr
+from warden.models.proof import Proof, TrustPolicy
 
 BASE_ROLES = ("release-manager", "operator", "viewer", "admin")
 ROLE_PATTERN = (
@@ -144,6 +145,7 @@ class AccessChangeRequest(StrictModel):
     requested_by: str = Field(pattern=USER_PATTERN)
     trace_id: str = ""
     dev_identity: bool = False
+    trust: TrustPolicy = Field(default_factory=TrustPolicy)
 
     @model_validator(mode="after")
     def _complete(self) -> AccessChangeRequest:
@@ -171,6 +173,7 @@ class AccessDecision(StrictModel):
     user: str = Field(pattern=USER_PATTERN)
     comment: str = Field(default="", max_length=2000)
     dev_identity: bool = False
+    proof: Proof | None = None
 
 
 class AccessChangeStatus(Record):
@@ -203,3 +206,15 @@ class ApplyAccessInput(Record):
     approved_by: list[str]
     version: str | None = None
     digest: str | None = None
+
+
+class AccessChangeSummary(Record):
+    """One row of `warden access list`."""
+
+    change_id: str
+    kind: str | None = None
+    user: str | None = None
+    role: str | None = None
+    requested_by: str | None = None
+    status: str = ""
+    started_at: datetime | None = None

@@ -12,6 +12,7 @@ from warden.models.contract import ContractReport
 from warden.models.flags import FlagSnapshot, FlagStepRecord, RestoreReport
 from warden.models.metrics import ChecksReport
 from warden.models.plan import ReleasePlan
+from warden.models.proof import Proof, TrustPolicy
 from warden.models.signoff import SignoffState
 from warden.models.smoke import SmokeReport
 
@@ -22,6 +23,7 @@ class ReleaseOptions(Record):
     search_attributes: bool = False
     flag_backend: str = "flagd-file"
     require_governance: bool = False
+    trust: TrustPolicy = Field(default_factory=TrustPolicy)
 
 
 class ReleaseInput(Record):
@@ -195,6 +197,9 @@ class DecisionRequest(StrictModel):
     comment: str = Field(default="", max_length=5000)
     dev_identity: bool = False
     request_id: str | None = Field(default=None, max_length=200)
+    proof: Proof | None = Field(
+        default=None, description="Issued by the warden CLI or the API (docs/governance.md)."
+    )
 
 
 class DecisionOutcome(Record):
@@ -215,6 +220,9 @@ class ControlRequest(StrictModel):
     reason: str = Field(default="", max_length=5000)
     dev_identity: bool = False
     request_id: str | None = Field(default=None, max_length=200)
+    proof: Proof | None = Field(
+        default=None, description="Issued by the warden CLI or the API (docs/governance.md)."
+    )
 
 
 class AbortRequest(StrictModel):
@@ -222,6 +230,9 @@ class AbortRequest(StrictModel):
     reason: str = Field(min_length=1, max_length=5000)
     dev_identity: bool = False
     request_id: str | None = Field(default=None, max_length=200)
+    proof: Proof | None = Field(
+        default=None, description="Issued by the warden CLI or the API (docs/governance.md)."
+    )
 
 
 class ControlOutcome(Record):
@@ -254,3 +265,13 @@ class ReleaseSummary(Record):
     workflow_status: str = ""
     started_at: datetime | None = None
     closed_at: datetime | None = None
+
+
+class ReleaseStarted(Record):
+    """A release just started: what the CLI prints and the API answers."""
+
+    release_id: str
+    run_id: str
+    trace_id: str
+    started_by: str
+    dev_identity: bool = False

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -12,6 +14,8 @@ from warden.errors import Unavailable
 from warden.runtime import devserver
 from warden.settings import Settings
 
+#: How often a long-lived link (the API's) looks again whether the background worker runs.
+WORKER_RECHECK_S = 15.0
 #: RPC statuses of a call nobody answered in time: on a live server, no worker polled.
 NO_ANSWER = (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED)
 
@@ -61,35 +65,62 @@ async def connect(settings: Settings, *, autostart: bool = True, ui: bool = True
 class TemporalLink:
     """A Temporal client connected on first need (and again after a failure to connect).
 
-    On one machine (the embedded dev server) connecting also starts a background worker when
-    none polls, as every command that needs one does. The services take a link, not a client,
-    so a face can build them and validate a request before anything is contacted.
+    On one machine (the embedded dev server) it starts what it needs, as every command does:
+    the server, when it is not listening (also after `warden server stop`), and a background
+    worker when none polls or when the one running was started with other settings. The
+    services take a link, not a client, so a face can build them and validate a request before
+    anything is contacted.
     """
 
     def __init__(
-        self, settings: Settings, client: Client | None = None, *, need_worker: bool = True
+        self,
+        settings: Settings,
+        client: Client | None = None,
+        *,
+        need_worker: bool = True,
+        on_restart: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self._client = client
+        self._given = client is not None
+        self._managed = not self._given and settings.embedded
         self._need_worker = need_worker
+        self._on_restart = on_restart
         self._lock = asyncio.Lock()
+        self._worker_checked: float | None = None
 
     @property
     def connected(self) -> bool:
         return self._client is not None
 
     async def client(self) -> Client:
-        if self._client is not None:
+        if self._client is not None and not self._server_gone() and not self._worker_due():
             return self._client
         async with self._lock:
-            if self._client is None:
+            if self._client is None or self._server_gone():
+                self._client = await connect(self.settings)
+                self._worker_checked = None
+            if self._worker_due():
                 from warden.runtime.background import ensure_worker
 
-                client = await connect(self.settings)
-                if self._need_worker:
-                    await ensure_worker(client, self.settings)
-                self._client = client
+                await ensure_worker(self._client, self.settings, on_restart=self._on_restart)
+                self._worker_checked = time.monotonic()
             return self._client
+
+    def _server_gone(self) -> bool:
+        """Embedded: the dev server went away (`warden server stop`): start it again."""
+        return self._managed and not devserver.is_listening(
+            "127.0.0.1", self.settings.dev_server_port
+        )
+
+    def _worker_due(self) -> bool:
+        """Never looked for a worker yet, or (embedded) not for a while: a long-lived link (the
+        API's, a `--wait`) starts the background worker again when it went away."""
+        if not self._need_worker or self._given:
+            return False
+        if self._worker_checked is None:
+            return True
+        return self._managed and time.monotonic() - self._worker_checked > WORKER_RECHECK_S
 
     async def health(self) -> str:
         """ok, not connected, or why it is unreachable; never raises."""

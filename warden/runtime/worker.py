@@ -43,6 +43,7 @@ PASSTHROUGH_MODULES = (
     "pydantic_core",
     "annotated_types",
     "yaml",
+    "cryptography",
 )
 
 

@@ -3,17 +3,21 @@ only when the access committee approves (`AccessChangeWorkflow`)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from warden.errors import NotFound
-from warden.models.governance import AccessChangeRequest, AccessChangeStatus, AccessDecision
+from warden.models.governance import (
+    AccessChangeRequest,
+    AccessChangeStatus,
+    AccessChangeSummary,
+    AccessDecision,
+)
 from warden.runtime.client import TemporalLink
 from warden.services.flags import short_id
 from warden.services.releases import QUERY_TIMEOUT, RequestRefused
+from warden.services.trust import trust_policy, with_proof
 from workflows.access import AccessChangeWorkflow
 
 
@@ -28,6 +32,7 @@ class AccessService:
         self.settings = temporal.settings
 
     async def request(self, request: AccessChangeRequest) -> str:
+        request = request.model_copy(update={"trust": trust_policy(self.settings)})
         subject = request.user or "governance"
         change_id = f"access-{request.kind}-{subject}-{short_id()}"
         client = await self.temporal.client()
@@ -74,6 +79,9 @@ class AccessService:
         if description.status != WorkflowExecutionStatus.RUNNING:
             raise RequestRefused(f"access change {change_id} has already ended", "Ended")
         update = AccessChangeWorkflow.approve if approve else AccessChangeWorkflow.reject
+        decision = with_proof(
+            self.settings, decision, action="approve" if approve else "reject", target=change_id
+        )
         try:
             return await handle.execute_update(update, decision, rpc_timeout=QUERY_TIMEOUT)
         except WorkflowUpdateFailedError as exc:
@@ -82,7 +90,7 @@ class AccessService:
                 raise RequestRefused(cause.message, cause.type or "Refused") from None
             raise RequestRefused(str(cause)) from None
 
-    async def list(self, limit: int = 50) -> list[dict[str, Any]]:
+    async def list(self, limit: int = 50) -> list[AccessChangeSummary]:
         rows = []
         client = await self.temporal.client()
         async for execution in client.list_workflows(
@@ -90,16 +98,14 @@ class AccessService:
         ):
             memo = await execution.memo()
             rows.append(
-                {
-                    "change_id": execution.id,
-                    "kind": memo.get("kind"),
-                    "user": memo.get("user"),
-                    "role": memo.get("role"),
-                    "requested_by": memo.get("requested_by"),
-                    "status": execution.status.name.lower() if execution.status else "",
-                    "started_at": execution.start_time.isoformat()
-                    if execution.start_time
-                    else None,
-                }
+                AccessChangeSummary(
+                    change_id=execution.id,
+                    kind=memo.get("kind"),
+                    user=memo.get("user"),
+                    role=memo.get("role"),
+                    requested_by=memo.get("requested_by"),
+                    status=execution.status.name.lower() if execution.status else "",
+                    started_at=execution.start_time,
+                )
             )
         return rows

@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Literal
 
 from temporalio.api.enums.v1 import EventType
@@ -35,9 +36,10 @@ from warden.models.flags import (
     FlagReadRequest,
     FlagSnapshot,
     FlagState,
+    KillSwitchOutcome,
 )
 from warden.models.release import ReleaseState, ReleaseStatus
-from warden.runtime.background import NoWorker
+from warden.runtime.background import NoWorker, has_pollers
 from warden.runtime.client import NO_ANSWER, TemporalLink
 from warden.services.releases import ReleaseService
 from warden.settings import Settings
@@ -84,7 +86,7 @@ class FlagService:
 
     async def change(self, op: FlagOperation) -> FlagOperationResult:
         """The kill switch: set one flag in one environment, audited, as `op.user`."""
-        client = await self.temporal.client()
+        client = await self._worker_client()
         try:
             return await client.execute_workflow(
                 FlagChangeWorkflow.run,
@@ -96,9 +98,16 @@ class FlagService:
         except WorkflowFailureError as exc:
             raise WardenError(failure_message(exc)) from None
 
+    async def kill_switch(self, op: FlagOperation) -> KillSwitchOutcome:
+        """`change`, and the running releases whose next step or rollback may change it again."""
+        result = await self.change(op)
+        return KillSwitchOutcome(
+            result=result, releases_touching=await self.releases_touching(op.flag, op.environment)
+        )
+
     async def read(self, environments: list[str], flags: list[str]) -> list[FlagState]:
         """Flags as the workers see them (their flag files or flag service)."""
-        client = await self.temporal.client()
+        client = await self._worker_client()
         try:
             return await client.execute_workflow(
                 FlagReadWorkflow.run,
@@ -108,6 +117,17 @@ class FlagService:
             )
         except WorkflowFailureError as exc:
             raise WardenError(failure_message(exc)) from None
+
+    async def _worker_client(self) -> Client:
+        """The client, once a worker is known to poll: a flag change waits for its workflow,
+        and without a worker it would wait for ever."""
+        client = await self.temporal.client()
+        if not await has_pollers(client, self.settings, within=timedelta(minutes=5)):
+            raise NoWorker(
+                f"no worker polls task queue {self.settings.task_queue}; start one with "
+                "`warden worker`"
+            )
+        return client
 
     async def releases_touching(self, flag: str, environment: str) -> list[str]:
         """Running releases whose plan ramps this flag in this environment."""

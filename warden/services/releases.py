@@ -32,12 +32,15 @@ from warden.models.release import (
     ReleaseInput,
     ReleaseOptions,
     ReleaseResult,
+    ReleaseStarted,
     ReleaseStatus,
     ReleaseSummary,
 )
 from warden.runtime.background import NoWorker
 from warden.runtime.client import TemporalLink
+from warden.services.trust import trust_policy, with_proof
 from workflows.release import ReleaseWorkflow
+from workflows.trust import AUDITED
 
 QUERY_TIMEOUT = timedelta(seconds=15)
 #: Trace ids travel in X-Trace-Id headers and audit rows: printable ASCII, no spaces (as the API's).
@@ -84,7 +87,7 @@ class ReleaseService:
         request_id: str | None = None,
         dev_identity: bool = False,
         rerun: bool = False,
-    ) -> WorkflowHandle[ReleaseWorkflow, ReleaseResult]:
+    ) -> ReleaseStarted:
         release_id = plan.release_id
         check_trace_id(trace_id)
         release_input = ReleaseInput(
@@ -97,11 +100,12 @@ class ReleaseService:
                 search_attributes=self.settings.use_search_attributes,
                 flag_backend=self.settings.flag_backend,
                 require_governance=self.settings.env == "production",
+                trust=trust_policy(self.settings),
             ),
         )
         client = await self.temporal.client()
         try:
-            return await client.start_workflow(
+            handle = await client.start_workflow(
                 ReleaseWorkflow.run,
                 release_input,
                 id=release_id,
@@ -125,6 +129,13 @@ class ReleaseService:
             )
         except WorkflowAlreadyStartedError:
             raise await self._exists_error(release_id) from None
+        return ReleaseStarted(
+            release_id=handle.id,
+            run_id=handle.first_execution_run_id or handle.result_run_id or "",
+            trace_id=release_input.trace_id,
+            started_by=started_by,
+            dev_identity=dev_identity,
+        )
 
     async def _exists_error(self, release_id: str) -> ReleaseExists:
         client = await self.temporal.client()
@@ -246,6 +257,7 @@ class ReleaseService:
     ) -> Any:
         description = await self._describe(release_id)
         handle = await self.handle(release_id)
+        request = with_proof(self.settings, request, action=name, target=release_id, stage=stage)
         if description.status != WorkflowExecutionStatus.RUNNING:
             memo = await description.memo()
             raise RequestRefused(
@@ -258,7 +270,9 @@ class ReleaseService:
             cause = exc.cause
             message = cause.message if isinstance(cause, ApplicationError) else str(cause)
             code = (cause.type or "Refused") if isinstance(cause, ApplicationError) else "Refused"
-            await self._record_refusal(handle, name, request, message, stage)
+            if not (isinstance(cause, ApplicationError) and AUDITED in cause.details):
+                # refused by a validator, which cannot write: the refusal is recorded from here
+                await self._record_refusal(handle, name, request, message, stage)
             raise RequestRefused(message, code) from None
         except RPCError as exc:
             if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE):

@@ -72,7 +72,20 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         {"release.view", "release.decide", "access.decide", "audit.read", "audit.write"}
     ),
 }
-EVERY_ROLE = frozenset({"access.request"})
+#: What every user in the governance file may do, whatever their roles.
+EVERY_ROLE = frozenset({"identity.view", "access.request", "access.view", "governance.view"})
+
+
+def roles_for(permission: str) -> list[str]:
+    """The roles that give `permission` (admin gives everything)."""
+    if permission in EVERY_ROLE:
+        return ["any user in the governance file"]
+    found = [
+        "committee-member:<committee>" if role == "committee-member" else role
+        for role, allowed in PERMISSIONS.items()
+        if permission in allowed
+    ]
+    return [*found, "admin"]
 
 
 class GovernanceError(ValueError):

@@ -216,6 +216,7 @@ class SignoffGate:
             raise ApplicationError(
                 f"release {ledger.release_id} has already ended ({ledger.status.state.value})",
                 type="ReleaseEnded",
+                non_retryable=True,
             )
         stage = plan.stage(request.stage)
         if stage is None:
@@ -223,12 +224,15 @@ class SignoffGate:
                 f"unknown stage {request.stage!r}; stages: "
                 f"{', '.join(s.name for s in plan.stages)}",
                 type="UnknownStage",
+                non_retryable=True,
             )
         stage_status = ledger.stage(stage.name)
         gate = stage_status.signoff
         if stage.signoff is None:
             raise ApplicationError(
-                f"stage {stage.name} has no sign-off", type="NotAwaitingApproval"
+                f"stage {stage.name} has no sign-off",
+                type="NotAwaitingApproval",
+                non_retryable=True,
             )
         if (
             gate is None
@@ -238,24 +242,31 @@ class SignoffGate:
             raise ApplicationError(
                 f"stage {stage.name} is not awaiting approval (it is {stage_status.state.value})",
                 type="NotAwaitingApproval",
+                non_retryable=True,
             )
         if request.user == self._started_by:
             raise ApplicationError(
                 f"{request.user} started this release and cannot {verb} it (separation of duties)",
                 type="SelfApproval",
+                non_retryable=True,
             )
         if request.user not in gate.members:
             raise ApplicationError(
                 f"{request.user} is not a member of the sign-off for {stage.name} "
                 f"(members: {', '.join(gate.members)})",
                 type="NotAMember",
+                non_retryable=True,
             )
         if gate.deadline_at is not None and workflow.now() >= gate.deadline_at:
             raise ApplicationError(
-                f"the sign-off deadline of {stage.name} has passed", type="DeadlinePassed"
+                f"the sign-off deadline of {stage.name} has passed",
+                type="DeadlinePassed",
+                non_retryable=True,
             )
         if not approve and not request.comment.strip():
-            raise ApplicationError("a rejection needs a comment saying why", type="CommentRequired")
+            raise ApplicationError(
+                "a rejection needs a comment saying why", type="CommentRequired", non_retryable=True
+            )
 
     async def decide(self, request: DecisionRequest, approve: bool) -> DecisionOutcome:
         """Count a member's decision once; a second one from the same member is recorded, not counted."""

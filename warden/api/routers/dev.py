@@ -15,11 +15,12 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from warden.api.deps import Releases, gate, ops_call
-from warden.api.models import ReleaseStarted, SeedCreate
+from warden.api.models import SeedCreate
 from warden.api.responses import errors
 from warden.api.routers.releases import start_release
 from warden.api.state import api_state
 from warden.models.plan import PlanError, ReleasePlan, expand_env, parse_plan
+from warden.models.release import ReleaseStarted
 from warden.services.flags import init_flag_files
 from warden.settings import Settings
 from warden.stores.governance import Principal

@@ -26,7 +26,6 @@ from warden.api.models import (
     DecisionCreate,
     ReleaseCreate,
     ReleaseList,
-    ReleaseStarted,
 )
 from warden.api.responses import errors
 from warden.api.state import ApiState, api_state
@@ -37,6 +36,7 @@ from warden.models.release import (
     ControlRequest,
     DecisionOutcome,
     DecisionRequest,
+    ReleaseStarted,
     ReleaseStatus,
 )
 from warden.services.releases import ReleaseService, RequestRefused
@@ -76,7 +76,7 @@ async def start_release(
     api = api_state(request)
     if trace_id:
         request.state.trace_id = trace_id  # the release's trace id is the one echoed
-    handle = await releases.start(
+    started = await releases.start(
         plan,
         principal.name,
         trace_id=request.state.trace_id,
@@ -85,14 +85,8 @@ async def start_release(
         rerun=rerun,
     )
     api.metrics.releases_started.inc()
-    response.headers["Location"] = f"/releases/{handle.id}"
-    return ReleaseStarted(
-        release_id=handle.id,
-        run_id=handle.first_execution_run_id or handle.result_run_id or "",
-        trace_id=request.state.trace_id,
-        started_by=principal.name,
-        dev_identity=principal.dev_identity,
-    )
+    response.headers["Location"] = f"/releases/{started.release_id}"
+    return started
 
 
 @router.post(

@@ -739,6 +739,16 @@ class PlanFile:
 
 
 SENTINEL_NAME = "yaml-code-ran"
+#: Integers and floats YAML 1.1 reads, written so that they do not read back as written.
+AMBIGUOUS_NUMBERS = st.one_of(
+    st.builds(lambda a, b: f"{a}:{b:02d}", st.integers(1, 999), st.integers(0, 59)),  # base 60
+    st.integers(1, 7**6).map(lambda n: f"0{n:o}"),  # octal
+    st.integers(0, 10**6).map(lambda n: f"0x{n:X}"),
+    st.integers(0, 10**6).map(lambda n: f"0b{n:b}"),
+    st.integers(1000, 10**6).map(lambda n: f"{n:_}"),
+    st.integers(0, 10**6).map(lambda n: f"+{n}"),
+    st.builds(lambda a, b: f"{a}:{b:02d}.5", st.integers(1, 99), st.integers(0, 59)),
+)
 
 
 def dump(doc: Any, style: str) -> str:
@@ -826,6 +836,7 @@ def plan_files(draw: st.DrawFn) -> PlanFile:
                 "bytes",
                 "odd",
                 "broken",
+                "number",
             ]
         )
     )
@@ -880,6 +891,12 @@ def plan_files(draw: st.DrawFn) -> PlanFile:
             f"tag {tag.split()[0]}",
             expect if expect == "refused" else "either",
         )
+    if kind == "number":
+        # a value YAML 1.1 reads as a number other than written (`010` is 8, `1:20` is 80)
+        block = yaml.safe_dump(doc, sort_keys=False).splitlines()
+        index = next(i for i, line in enumerate(block) if line.startswith("version:"))
+        block[index] = "version: " + draw(AMBIGUOUS_NUMBERS)
+        return PlanFile("\n".join(block).encode(), "ambiguous number", "refused", says="quote it")
     if kind == "duplicate-key":
         block = yaml.safe_dump(doc, sort_keys=False).splitlines()
         candidates = [

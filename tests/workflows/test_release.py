@@ -136,6 +136,16 @@ async def test_quorum_needs_distinct_members_and_refuses_outsiders(releases: Rel
     )
     assert first.counted and not again.counted
     assert again.approvals == 1 and again.decided is None
+    # a different decision from a member who decided already is refused, and changes nothing
+    with pytest.raises(WorkflowUpdateFailedError) as turned:
+        await handle.execute_update(
+            ReleaseWorkflow.reject, DecisionRequest(stage="pilot", user="carol", comment="no")
+        )
+    assert isinstance(turned.value.cause, ApplicationError)
+    assert turned.value.cause.type == "AlreadyDecided"
+    status = await handle.query(ReleaseWorkflow.status)
+    pilot = next(s for s in status.stages if s.name == "pilot")
+    assert pilot.signoff is not None and [d.approve for d in pilot.signoff.decisions] == [True]
 
     refusals = {
         "alice": "SelfApproval",  # started the release

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,12 @@ from warden.cli.common import (
     emit_json,
     info,
     json_option,
+    quiet_option,
     require_id,
     run,
     session,
 )
-from warden.cli.render import event_line, junit_xml, list_text, status_text
+from warden.cli.render import event_line, junit_xml, list_text, status_text, step_line
 from warden.errors import WardenError
 from warden.models.plan import ReleasePlan, load_plan
 from warden.models.release import (
@@ -63,6 +65,7 @@ def release() -> None:
     "--wait", is_flag=True, help="Wait until the release ends; exit 0 promoted, 1 not promoted."
 )
 @json_option
+@quiet_option
 @click.option("--rerun", is_flag=True, help="Start a version again after its earlier run ended.")
 @click.option(
     "--trace-id", callback=_trace_id, help="Trace id to carry through every call and audit event."
@@ -77,11 +80,15 @@ def start(
     as_user: str | None,
     wait: bool,
     as_json: bool,
+    quiet: bool,
     rerun: bool,
     trace_id: str | None,
     junit: Path | None,
 ) -> None:
-    """Start the release a plan describes (its id is release-<service>-<version>)."""
+    """Start the release a plan describes (its id is release-<service>-<version>).
+
+    With --wait, progress goes to stderr as it happens (--quiet silences it) and the result to
+    stdout: the status, or with --json one JSON document."""
     plan_model = load_plan(plan_path)
     s = session()
     user, dev_identity = s.identity(as_user)
@@ -95,6 +102,7 @@ def start(
             rerun=rerun,
             wait=wait,
             as_json=as_json,
+            quiet=quiet,
             junit=junit,
         )
     )
@@ -111,6 +119,7 @@ async def _start(
     rerun: bool,
     wait: bool,
     as_json: bool,
+    quiet: bool,
     junit: Path | None,
 ) -> int:
     handle = await service.start(
@@ -122,9 +131,12 @@ async def _start(
             emit_json({"release_id": handle.id, "run_id": description.run_id, "started_by": user})
         else:
             click.echo(handle.id)
-            info(f"started {handle.id}; follow it with `warden release watch {handle.id}`")
+            if not quiet:
+                info(f"started {handle.id}; follow it with `warden release watch {handle.id}`")
         return EXIT_OK
-    status = await follow(service, handle.id, quiet=as_json)
+    if not quiet:
+        info(f"started {handle.id}; waiting until it ends (progress below, result on stdout)")
+    status = await follow(service, handle.id, quiet=quiet)
     if junit:
         junit.write_text(junit_xml(status))
     if as_json:
@@ -134,19 +146,38 @@ async def _start(
     return exit_for(status)
 
 
+#: With nothing new for this long, `follow` says what the release is still doing (CI systems
+#: stop jobs that print nothing for ten minutes).
+STILL_EVERY_S = 300.0
+
+
 async def follow(
     service: ReleaseService, release_id: str, *, quiet: bool = False, interval: float = 1.0
 ) -> ReleaseStatus:
-    """Print each new timeline event (to stderr) until the release ends; return its final status."""
+    """Print each new timeline event, and each change of the current step (to stderr), until the
+    release ends; return its final status."""
     seen: set[tuple[Any, ...]] = set()
+    step = ""
+    said_at = time.monotonic()
     while True:
         status = await service.status(release_id)
+        lines = []
         for event in status.timeline:
             key = (event.at, event.action, event.message, event.stage)
             if key not in seen:
                 seen.add(key)
-                if not quiet:
-                    info(event_line(event))
+                lines.append(event_line(event))
+        if status.current_step != step and not status.state.ended:
+            step = status.current_step
+            if step and not any(step in line for line in lines):
+                lines.append(step_line(status))
+        elif not lines and time.monotonic() - said_at >= STILL_EVERY_S:
+            lines.append(step_line(status, still=True))
+        if lines:
+            said_at = time.monotonic()
+            if not quiet:
+                for line in lines:
+                    info(line)
         if status.state.ended:
             return status
         await asyncio.sleep(interval)
@@ -188,17 +219,22 @@ def list_(as_json: bool, limit: int) -> None:
 @click.option(
     "--interval", default=1.0, show_default=True, type=click.FloatRange(0.2, 60), callback=_not_nan
 )
-def watch(release_id: str, interval: float) -> None:
-    """Live progress until the release ends; exit 0 promoted, 1 not promoted."""
-    raise SystemExit(run(_watch(session().releases(), release_id, interval)))
+@quiet_option
+def watch(release_id: str, interval: float, quiet: bool) -> None:
+    """Live progress until the release ends; exit 0 promoted, 1 not promoted.
+
+    The status and the result go to stdout, progress to stderr (--quiet silences it)."""
+    raise SystemExit(run(_watch(session().releases(), release_id, interval, quiet)))
 
 
-async def _watch(service: ReleaseService, release_id: str, interval: float) -> int:
+async def _watch(service: ReleaseService, release_id: str, interval: float, quiet: bool) -> int:
     first = await service.status(release_id)
     click.echo(status_text(first, events=0))
-    info("")
-    final = await follow(service, release_id, interval=interval)
-    info("")
+    if not quiet:
+        info("")
+    final = await follow(service, release_id, interval=interval, quiet=quiet)
+    if not quiet:
+        info("")
     if final.result:
         click.echo(f"{release_id}: {final.result.outcome.value} — {final.result.reason}")
     return exit_for(final)

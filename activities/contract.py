@@ -148,7 +148,10 @@ class ContractActivities:
         seed = spec.seed if spec.seed is not None else random.SystemRandom().randrange(2**63)
         schema = build_schema(document, input, headers, seed, source=location.location)
         labels = [op.ok().label for op in schema.get_all_operations() if _is_ok(op)]
-        collector = RunCollector(labels, headers.redact)
+        bodies = (
+            report_paths(self.artifacts_dir, input.release_id, input.stage)[0].parent / "bodies"
+        )
+        collector = RunCollector(labels, headers.redact, bodies_dir=bodies)
         deadline = started + spec.time_budget.total_seconds()
 
         _ACTIVE_RUNS.add(id(schema))

@@ -29,7 +29,14 @@ with workflow.unsafe.imports_passed_through():
     from warden.models.notice import Notice
     from warden.models.release import RefusalRecord
     from workflows import policies
-    from workflows.common import audit_event, cause, require_payload, send_notice, write_audit
+    from workflows.common import (
+        audit_event,
+        cause,
+        first_report,
+        require_payload,
+        send_notice,
+        write_audit,
+    )
 
 ACCESS_DEADLINE = timedelta(days=7)
 #: Changes that record this patch put their outcome into the memo when they end.
@@ -223,9 +230,8 @@ class AccessChangeWorkflow:
         if not isinstance(refusal, RefusalRecord):  # a signal cannot be refused; drop a non-record
             workflow.logger.warning("record_refusal signal without a RefusalRecord ignored")
             return
-        if refusal.refusal_id in self._refusals_seen or len(self._refusals_seen) >= MAX_REFUSALS:
+        if not first_report(self._refusals_seen, refusal.refusal_id, MAX_REFUSALS):
             return
-        self._refusals_seen.add(refusal.refusal_id)
         await self._audit(
             f"access.{refusal.request}.refused",
             "refused",

@@ -145,21 +145,29 @@ async def aborted(
     return handle
 
 
-async def access_change(
-    env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str
+async def _grant_to_grace(
+    env: WorkflowEnvironment, task_queue: str, change_id: str
 ) -> WorkflowHandle[Any, Any]:
+    """alice asks for grace to become an operator; returned once the change takes decisions."""
     handle = await env.client.start_workflow(
         AccessChangeWorkflow.run,
         AccessChangeRequest(
             kind="grant", user="grace", role="operator", reason="on-call", requested_by="alice"
         ),
-        id="access-grant-grace-replay",
+        id=change_id,
         task_queue=task_queue,
     )
     for _ in range(200):
         if (await handle.query(AccessChangeWorkflow.status)).members:
             break
         await asyncio.sleep(0.05)
+    return handle
+
+
+async def access_change(
+    env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str
+) -> WorkflowHandle[Any, Any]:
+    handle = await _grant_to_grace(env, task_queue, "access-grant-grace-replay")
     for user in ("carol", "erin"):
         await handle.execute_update(AccessChangeWorkflow.approve, AccessDecision(user=user))
     await handle.result()
@@ -171,18 +179,7 @@ async def access_change_decisions(
 ) -> WorkflowHandle[Any, Any]:
     """carol approves twice (counted once), then tries to reject (refused, audited through the
     record_refusal signal); erin's approval applies it and the outcome goes into the memo."""
-    handle = await env.client.start_workflow(
-        AccessChangeWorkflow.run,
-        AccessChangeRequest(
-            kind="grant", user="grace", role="operator", reason="on-call", requested_by="alice"
-        ),
-        id="access-grant-grace-decisions-replay",
-        task_queue=task_queue,
-    )
-    for _ in range(200):
-        if (await handle.query(AccessChangeWorkflow.status)).members:
-            break
-        await asyncio.sleep(0.05)
+    handle = await _grant_to_grace(env, task_queue, "access-grant-grace-decisions-replay")
     service = AccessService(TemporalLink(settings, env.client))
     for _ in range(2):
         await service.decide(handle.id, AccessDecision(user="carol"), approve=True)

@@ -3,7 +3,6 @@ only when the access committee approves (`AccessChangeWorkflow`)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,7 +13,6 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from warden.errors import NotFound
@@ -25,10 +23,9 @@ from warden.models.governance import (
     AccessDecision,
     AccessDecisionOutcome,
 )
-from warden.models.release import RefusalRecord
 from warden.runtime.client import TemporalLink
 from warden.services.flags import short_id
-from warden.services.releases import QUERY_TIMEOUT, RequestRefused
+from warden.services.releases import QUERY_TIMEOUT, RequestRefused, refusal_of, report_refusal
 from workflows.access import AccessChangeWorkflow
 
 
@@ -96,10 +93,15 @@ class AccessService:
         try:
             status = await handle.execute_update(update, decision, rpc_timeout=QUERY_TIMEOUT)
         except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
-            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-            code = (cause.type or "Refused") if isinstance(cause, ApplicationError) else "Refused"
-            await _record_refusal(handle, "approve" if approve else "reject", decision, message)
+            message, code = refusal_of(exc)
+            await report_refusal(
+                handle,
+                AccessChangeWorkflow.record_refusal,
+                "approve" if approve else "reject",
+                decision.user,
+                message,
+                dev_identity=decision.dev_identity,
+            )
             raise RequestRefused(message, code) from None
         earlier = before.approvals if approve else before.rejections
         counted = decision.user not in earlier
@@ -167,19 +169,3 @@ async def _outcome(
             return "completed", ""
         return result.state, result.message
     return execution.status.name.lower() if execution.status else "unknown", ""
-
-
-async def _record_refusal(
-    handle: WorkflowHandle[Any, Any], request: str, decision: AccessDecision, reason: str
-) -> None:
-    refusal = RefusalRecord(
-        refusal_id=uuid.uuid4().hex,
-        request=request,
-        user=decision.user,
-        reason=reason if len(reason) <= 2000 else reason[:1997] + "...",
-        dev_identity=decision.dev_identity,
-    )
-    try:
-        await handle.signal(AccessChangeWorkflow.record_refusal, refusal)
-    except RPCError:
-        pass  # the change ended meanwhile; nothing left to protect

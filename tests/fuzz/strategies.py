@@ -819,6 +819,25 @@ ODD_DOCUMENTS = [
 ]
 
 
+def _key_lines(text: str) -> list[tuple[int, bool]]:
+    """(line, whether it is a whole top-level entry on one line) for every mapping key."""
+    found: list[tuple[int, bool]] = []
+    pending = [(yaml.compose(text), True)]
+    while pending:
+        node, top = pending.pop()
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                one_line = (
+                    isinstance(value, yaml.ScalarNode)
+                    and value.start_mark.line == value.end_mark.line
+                )
+                found.append((key.start_mark.line, top and key.start_mark.column == 0 and one_line))
+                pending.append((value, False))
+        elif isinstance(node, yaml.SequenceNode):
+            pending.extend((item, False) for item in node.value)
+    return found
+
+
 @st.composite
 def plan_files(draw: st.DrawFn) -> PlanFile:
     kind = draw(
@@ -879,8 +898,10 @@ def plan_files(draw: st.DrawFn) -> PlanFile:
     lines = text.splitlines()
     if kind == "tag":
         expect, tag = draw(st.sampled_from(TAGS))
-        block = yaml.safe_dump(doc, sort_keys=False).splitlines()
-        index = draw(st.integers(0, len(block) - 1))
+        dumped = yaml.safe_dump(doc, sort_keys=False)
+        block = dumped.splitlines()
+        # a line where a key starts, never one inside a multi-line quoted text (it would be text)
+        index = draw(st.sampled_from(sorted({line for line, _ in _key_lines(dumped)})))
         line = block[index]
         if ": " not in line:
             block.insert(index, f"x-tagged: {tag}")
@@ -898,10 +919,10 @@ def plan_files(draw: st.DrawFn) -> PlanFile:
         block[index] = "version: " + draw(AMBIGUOUS_NUMBERS)
         return PlanFile("\n".join(block).encode(), "ambiguous number", "refused", says="quote it")
     if kind == "duplicate-key":
-        block = yaml.safe_dump(doc, sort_keys=False).splitlines()
-        candidates = [
-            i for i, line in enumerate(block) if ": " in line and not line.startswith((" ", "-"))
-        ]
+        dumped = yaml.safe_dump(doc, sort_keys=False)
+        block = dumped.splitlines()
+        # a top-level key whose value is on its own line, so that the copy is the whole entry
+        candidates = [line for line, whole in _key_lines(dumped) if whole]
         index = draw(st.sampled_from(candidates))
         block.insert(index + 1, block[index])
         return PlanFile("\n".join(block).encode(), "duplicate key", "refused", says="written twice")

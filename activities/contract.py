@@ -195,7 +195,11 @@ class ContractActivities:
             )
 
         collector = RunCollector(
-            schema, headers.redact, location=location.location, operation_labels=labels
+            schema,
+            headers.redact,
+            location=location.location,
+            operation_labels=labels,
+            bodies_dir=json_path.parent / "bodies",
         )
         deadline = started + spec.time_budget.total_seconds()
         _ACTIVE_RUNS.add(id(schema))

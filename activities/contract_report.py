@@ -11,9 +11,11 @@ workflow history is capped; the files on disk are complete.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
+import shlex
 import tempfile
 import time
 from collections.abc import Callable
@@ -44,6 +46,9 @@ TEST_PHASES = {
     PhaseName.FUZZING,
     PhaseName.STATEFUL_TESTING,
 }
+#: A reproducing curl carries a request body up to this long inline; a longer one goes into a
+#: file beside the report (`bodies/<sha256>.body`) that the curl sends with `--data-binary @`.
+CURL_BODY_INLINE_LIMIT = 500
 
 
 @dataclass
@@ -92,8 +97,11 @@ class RunCollector:
         *,
         location: str = "",
         operation_labels: list[str] | None = None,
+        bodies_dir: Path | None = None,
     ) -> None:
         self.redact = redact
+        #: Where `finish` puts request bodies too long for a curl line (None: keep them inline).
+        self.bodies_dir = bodies_dir
         self.operations: dict[str, OperationResult] = {
             label: OperationResult(label) for label in operation_labels or []
         }
@@ -186,8 +194,11 @@ class RunCollector:
                     self._origin.setdefault(id(check.failure_info.failure), (check.name, phase))
 
     def finish(self) -> None:
-        """After the last event: failures land on the operations schemathesis names."""
+        """After the last event: failures land on the operations schemathesis names, and a
+        reproducing curl with a long body reads it from a file."""
         for failure in self.failures:
+            if self.bodies_dir is not None:
+                failure.curl = body_from_file(failure.curl, self.bodies_dir)
             result = self._operation(failure.operation)
             result.tested = True
             result.failures.append(failure)
@@ -314,6 +325,95 @@ def error_text(title: str, message: str) -> str:
             if detail:
                 parts.append(f"{marker.rstrip(':').lower()} {detail}")
     return ": ".join(parts) or "error"
+
+
+def body_from_file(curl: str, directory: Path, limit: int = CURL_BODY_INLINE_LIMIT) -> str:
+    """`curl ... -d '<thousands of characters>' URL` as `curl ... --data-binary @FILE URL`, the
+    body written byte for byte to `directory/<sha256>.body` (the same body, the same file, so a
+    retried run writes nothing new). A curl whose body is short, or written in a form this does
+    not read back exactly, is returned as it was."""
+    words = _shell_words(curl)
+    if words is None:
+        return curl
+    for index, (start, _, value) in enumerate(words[:-1]):
+        if value != b"-d":
+            continue
+        body_start, body_end, body = words[index + 1]
+        if body is None or body_end - body_start <= limit:
+            return curl
+        path = directory / f"{hashlib.sha256(body).hexdigest()[:24]}.body"
+        try:
+            if not path.exists():
+                directory.mkdir(parents=True, exist_ok=True)
+                _write_atomic_bytes(path, body)
+        except OSError:
+            return curl  # the report still has the whole command
+        return f"{curl[:start]}--data-binary @{shlex.quote(str(path))}{curl[body_end:]}"
+    return curl
+
+
+_ANSI_C = {"n": b"\n", "t": b"\t", "r": b"\r", "'": b"'", "\\": b"\\", '"': b'"'}
+
+
+def _shell_words(command: str) -> list[tuple[int, int, bytes | None]] | None:
+    """The words of a POSIX shell command as schemathesis writes its curl: (start, end, value),
+    the value None where it is written in a way not read here (the word is then left alone);
+    None when the command cannot be split at all (an unclosed quote)."""
+    words: list[tuple[int, int, bytes | None]] = []
+    i, n = 0, len(command)
+    while i < n:
+        if command[i] == " ":
+            i += 1
+            continue
+        start, value, exact = i, bytearray(), True
+        while i < n and command[i] != " ":
+            char = command[i]
+            if char == "'":
+                end = command.find("'", i + 1)
+                if end < 0:
+                    return None
+                value += command[i + 1 : end].encode("utf-8", "surrogatepass")
+                i = end + 1
+            elif command.startswith("$'", i):
+                i += 2
+                while i < n and command[i] != "'":
+                    if command[i] != "\\":
+                        value += command[i].encode("utf-8", "surrogatepass")
+                        i += 1
+                    elif command[i + 1 : i + 2] == "x" and len(command[i + 2 : i + 4]) == 2:
+                        try:
+                            value.append(int(command[i + 2 : i + 4], 16))
+                        except ValueError:
+                            exact = False
+                        i += 4
+                    else:
+                        escaped = _ANSI_C.get(command[i + 1 : i + 2])
+                        exact = exact and escaped is not None
+                        value += escaped or b""
+                        i += 2
+                if i >= n:
+                    return None
+                i += 1
+            elif char == '"':  # shlex.quote writes a ' as '"'"'
+                i += 1
+                while i < n and command[i] != '"':
+                    if command[i] == "\\" and command[i + 1 : i + 2] in ('"', "\\", "$", "`"):
+                        i += 1
+                    elif command[i] in "$`":  # an expansion: not read here
+                        exact = False
+                    value += command[i].encode("utf-8", "surrogatepass")
+                    i += 1
+                if i >= n:
+                    return None
+                i += 1
+            elif char == "\\":  # a bare escape (fish's \xHH): this word is not read here
+                exact = False
+                i += 2
+            else:
+                value += char.encode("utf-8", "surrogatepass")
+                i += 1
+        words.append((start, i, bytes(value) if exact else None))
+    return words
 
 
 def capped(report: ContractReport) -> ContractReport:
@@ -477,6 +577,18 @@ def _clean(text: str) -> str:
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "_"
+
+
+def _write_atomic_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -52,3 +52,25 @@ def test_every_setting_is_in_the_cli_settings_table() -> None:
     assert {"WARDEN_DEV_SERVER_PORT", "WARDEN_DEV_SERVER_UI_PORT", "WARDEN_API_PORT"} <= set(
         documented
     )
+
+
+def test_the_json_webhook_payload_is_documented_field_by_field() -> None:
+    import re
+
+    from activities.notify import render
+    from warden.models.notice import Notice
+
+    notice = Notice(key="k", title="t", text="x", release_id="r", stage="s", trace_id="tr")
+    fields = set(render(notice, "json"))
+    page = (ROOT / "docs" / "notices.md").read_text()
+    documented = set(
+        re.findall(r"^\| `([a-z_]+)` \|", page.split("## The `json:` payload")[1], re.M)
+    )
+    assert documented == fields
+
+
+def test_metric_checks_warn_about_or_vector_0_and_show_the_up_pairing() -> None:
+    page = (ROOT / "docs" / "metric-checks.md").read_text()
+    section = page.split("### A target that is down")[1].split("\n### ")[0]
+    assert "or vector(0)" in section and "reads 0" in section
+    assert "up{" in section and "min: 1" in section

@@ -227,7 +227,7 @@ class Demo:
                 if key not in seen:
                     seen.add(key)
                     where = f"[{event.stage}] " if event.stage else ""
-                    say(f"  {event.at.strftime('%H:%M:%S')} {where}{event.message}")
+                    say(f"  {event.at.strftime('%H:%M:%SZ')} {where}{event.message}")
             if status.state == ReleaseState.WAITING_APPROVAL and not approved:
                 approved = True
                 say(

@@ -3,6 +3,11 @@
 A request (grant or revoke a role, or sign off the governance file's current version) waits
 for the access committee's quorum, and applies only when approved. Who asked, who approved,
 when: all audited. Nobody approves their own request or a change to their own access.
+
+Decisions behave as a release's sign-off does: the same decision again from the same member is
+answered and audited as a duplicate, counted once; a different one is refused (`AlreadyDecided`)
+and, like every refusal, audited through the `record_refusal` signal. When the change ends, its
+outcome (applied, rejected, expired) goes into the memo, where `warden access list` reads it.
 """
 
 from __future__ import annotations
@@ -23,12 +28,24 @@ with workflow.unsafe.imports_passed_through():
         GovernanceStatus,
     )
     from warden.models.notice import Notice
+    from warden.models.release import RefusalRecord
     from workflows import policies
-    from workflows.common import audit_event, cause, require_payload, send_notice, write_audit
+    from workflows.common import (
+        audit_event,
+        cause,
+        first_report,
+        require_payload,
+        send_notice,
+        write_audit,
+    )
 
 from workflows.trust import Refusal, RequestTrust
 
 ACCESS_DEADLINE = timedelta(days=7)
+#: Changes that record this patch put their outcome into the memo when they end.
+OUTCOME_MEMO_PATCH = "access-outcome-memo"
+#: Refusals remembered for de-duplication; beyond this many a change stops recording them.
+MAX_REFUSALS = 100
 
 
 @workflow.defn
@@ -46,6 +63,7 @@ class AccessChangeWorkflow:
             requested_at=workflow.now(),
         )
         self._ready = False
+        self._refusals_seen: set[str] = set()
         self._trust = RequestTrust(request.trust, workflow.info().workflow_id)
 
     @workflow.run
@@ -149,6 +167,8 @@ class AccessChangeWorkflow:
     async def _close(self, state: str, message: str) -> AccessChangeStatus:
         self._status.state = state  # type: ignore[assignment]
         self._status.message = message
+        if workflow.patched(OUTCOME_MEMO_PATCH):
+            workflow.upsert_memo({"outcome": state, "message": message})
         await self._audit(
             f"access.{state}", state, self._request.requested_by, {"message": message}
         )
@@ -176,34 +196,22 @@ class AccessChangeWorkflow:
 
     @workflow.update
     async def approve(self, decision: AccessDecision) -> AccessChangeStatus:
-        decision = await self._admit(decision, "approve", lambda: self._validate(decision))
-        self._status.approvals.append(decision.user)
-        await self._audit(
-            "access.approval",
-            "accepted",
-            decision.user,
-            {"comment": decision.comment, "devIdentity": decision.dev_identity},
+        decision = await self._admit(
+            decision, "approve", lambda: self._validate(decision, approve=True)
         )
-        return self._status
+        return await self._decide(decision, self._status.approvals, "access.approval")
 
     @approve.validator
     def _validate_approve(self, decision: AccessDecision) -> None:
         if self._trust.enforced:
             self._trust.validate(decision, AccessDecision, "a decision")
         else:
-            self._validate(decision)
+            self._validate(decision, approve=True)
 
     @workflow.update
     async def reject(self, decision: AccessDecision) -> AccessChangeStatus:
         decision = await self._admit(decision, "reject", lambda: self._validate_rejection(decision))
-        self._status.rejections.append(decision.user)
-        await self._audit(
-            "access.rejection",
-            "accepted",
-            decision.user,
-            {"comment": decision.comment, "devIdentity": decision.dev_identity},
-        )
-        return self._status
+        return await self._decide(decision, self._status.rejections, "access.rejection")
 
     @reject.validator
     def _validate_reject(self, decision: AccessDecision) -> None:
@@ -213,11 +221,27 @@ class AccessChangeWorkflow:
             self._validate_rejection(decision)
 
     def _validate_rejection(self, decision: AccessDecision) -> None:
-        self._validate(decision)
+        self._validate(decision, approve=False)
         if not decision.comment.strip():
             raise ApplicationError(
                 "a rejection needs a comment saying why", type="CommentRequired", non_retryable=True
             )
+
+    async def _decide(
+        self, decision: AccessDecision, counted: list[str], action: str
+    ) -> AccessChangeStatus:
+        """Count a member's decision once; the same decision again is audited as a duplicate
+        (before this, the validator refused it, so no recorded change reaches that branch)."""
+        duplicate = decision.user in counted
+        if not duplicate:
+            counted.append(decision.user)
+        await self._audit(
+            action,
+            "duplicate" if duplicate else "accepted",
+            decision.user,
+            {"comment": decision.comment, "devIdentity": decision.dev_identity},
+        )
+        return self._status
 
     async def _admit(
         self, decision: AccessDecision, verb: str, rules: Callable[[], None]
@@ -244,7 +268,22 @@ class AccessChangeWorkflow:
             raise self._trust.refused(refusal) from None
         return decision.model_copy(update={"dev_identity": not proven})
 
-    def _validate(self, decision: AccessDecision) -> None:
+    @workflow.signal
+    async def record_refusal(self, refusal: RefusalRecord) -> None:
+        """Refused decisions are audited too; the client that was refused reports it here."""
+        if not isinstance(refusal, RefusalRecord):  # a signal cannot be refused; drop a non-record
+            workflow.logger.warning("record_refusal signal without a RefusalRecord ignored")
+            return
+        if not first_report(self._refusals_seen, refusal.refusal_id, MAX_REFUSALS):
+            return
+        await self._audit(
+            f"access.{refusal.request}.refused",
+            "refused",
+            refusal.user,
+            {"reason": refusal.reason, "devIdentity": refusal.dev_identity},
+        )
+
+    def _validate(self, decision: AccessDecision, approve: bool) -> None:
         require_payload(decision, AccessDecision, "a decision")
         status = self._status
         if not self._ready or status.state != "waiting" or self._decided() is not None:
@@ -272,9 +311,14 @@ class AccessChangeWorkflow:
                 type="NotAMember",
                 non_retryable=True,
             )
-        if decision.user in status.approvals or decision.user in status.rejections:
+        other = status.rejections if approve else status.approvals
+        if decision.user in other:
+            # The same decision again is answered (counted once); the other one is refused.
+            earlier = "rejected" if approve else "approved"
+            verb = "approve" if approve else "reject"
             raise ApplicationError(
-                f"{decision.user} has already decided this change",
+                f"{decision.user} already {earlier} {status.change_id} and cannot {verb} it now: "
+                "each member decides once",
                 type="AlreadyDecided",
                 non_retryable=True,
             )

@@ -120,6 +120,16 @@ def cause(exc: ActivityError) -> str:
     return str(inner or exc)
 
 
+def first_report(seen: set[str], refusal_id: str, limit: int) -> bool:
+    """Whether a refusal reported through a `record_refusal` signal is to be recorded: the
+    first report of its id, while fewer than `limit` have been (a client retrying its signal,
+    or a flood of refused requests, adds nothing to the history)."""
+    if refusal_id in seen or len(seen) >= limit:
+        return False
+    seen.add(refusal_id)
+    return True
+
+
 def require_payload(request: object, model: type[Any], name: str) -> None:
     """Refuse an update whose payload did not decode to its model (e.g. sent as binary/null).
 

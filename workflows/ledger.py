@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         AUDIT_JOURNAL_PATCH,
         AuditJournal,
         audit_event,
+        first_report,
         send_notice,
         write_audit,
     )
@@ -188,9 +189,8 @@ class ReleaseLedger:
 
     async def record_refusal(self, refusal: RefusalRecord) -> None:
         """A request the release refused, as the refused client reports it (once per refusal id)."""
-        if refusal.refusal_id in self._refusals_seen or len(self._refusals_seen) >= MAX_REFUSALS:
+        if not first_report(self._refusals_seen, refusal.refusal_id, MAX_REFUSALS):
             return
-        self._refusals_seen.add(refusal.refusal_id)
         await self.record(
             f"{refusal.request}.refused",
             "refused",

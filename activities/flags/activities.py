@@ -13,6 +13,7 @@ from warden.flagstore import (
     FlagConfigError,
     FlagNotFound,
     digest,
+    read_flags,
     restore_and_verify,
 )
 from warden.models.flags import (
@@ -75,16 +76,13 @@ class FlagActivities:
 
     @activity.defn(name="read_flags")
     async def read_flags(self, input: FlagsInput) -> list[FlagState]:
-        states: list[FlagState] = []
-        for env in input.environments:
-            if input.flags:
-                states += await self._read(env, input.flags)
-            else:
-                try:
-                    states += await self.backend.list_flags(env)
-                except FlagConfigError as exc:
-                    raise _config_error(exc) from None
-        return states
+        """`input.flags` (or every flag) in `input.environments` (or every one there is)."""
+        try:
+            return await read_flags(self.backend, input.environments, input.flags)
+        except FlagConfigError as exc:
+            raise _config_error(exc) from None
+        except FlagBackendError as exc:
+            raise ApplicationError(str(exc), type="FlagBackendError") from exc
 
     @activity.defn(name="apply_flag_change")
     async def apply_flag_change(self, input: FlagChangeInput) -> FlagChangeResult:

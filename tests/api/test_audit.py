@@ -203,3 +203,39 @@ async def test_filters_and_csv_round_trip(http: httpx.AsyncClient, governance: G
         for key in ("userId", "action", "entity", "result", "releaseId", "traceId", "source"):
             assert row[key] == (original[key] or ""), key
         assert json.loads(row["details"]) == original["details"]
+
+
+async def test_since_and_until_take_the_forms_the_cli_takes(
+    http: httpx.AsyncClient, governance: Governance
+) -> None:
+    """`since=2026-03-01` works as it does for `warden audit list --since 2026-03-01`; a date alone
+    as `until` covers that whole day; the parser is the CLI's (warden.models.audit.parse_time)."""
+    writer, reader = governance.headers("oscar"), governance.headers("victor")
+    posted = []
+    for stamp in ("2026-02-28T23:59:59Z", "2026-03-01T00:00:00Z", "2026-03-01T23:30:00Z"):
+        response = await http.post(
+            "/audit/events", json=event(userId="dates", timestamp=stamp), headers=writer
+        )
+        assert response.status_code == 201
+        posted.append(response.json()["eventId"])
+
+    async def ids(path: str = "/audit/events", **params: str) -> list[str]:
+        response = await http.get(path, params={"userId": "dates", **params}, headers=reader)
+        assert response.status_code == 200, response.text
+        if path.endswith(".csv"):
+            return [row["eventId"] for row in csv.DictReader(io.StringIO(response.text))]
+        return [e["eventId"] for e in response.json()["events"]]
+
+    assert await ids(since="2026-03-01") == posted[1:]
+    assert await ids(until="2026-02-28") == posted[:1]  # all of February 28th, no more
+    assert await ids(since="2026-03-01", until="2026-03-01") == posted[1:]
+    assert await ids(since="2026-03-01 00:30") == posted[2:]  # a space, no zone: UTC
+    assert await ids(since="2026-03-01T01:30:00+01:00") == posted[2:]
+    assert await ids(since="2026-03-01T01:30 01:00") == posted[2:]  # '+' sent unencoded
+    assert await ids(since="2026-03-01 23:30:00 UTC") == posted[2:]  # as `warden` prints times
+    assert await ids("/audit/events.csv", since="2026-03-01") == posted[1:]
+    for bad in ("2026-02-30", "yesterday", "0.5", "20260301"):
+        response = await http.get("/audit/events", params={"since": bad}, headers=reader)
+        assert response.status_code == 422, bad
+        error = response.json()["error"]
+        assert error["fields"][0]["field"] == "since" and "2026-11-01" in error["message"]

@@ -80,6 +80,11 @@ async def test_release_lifecycle_through_the_cli(cli: Cli, target: RecordingServ
     human = await cli("release", "status", release_id)
     assert "waiting_approval" in human.stdout and "pilot" in human.stdout
 
+    waiting = (await cli("release", "status", release_id, "--json")).json()["current_step"]
+    assert (
+        waiting
+        == "waiting for sign-off of pilot: needs 2 approvals from carol, dave, erin (0 so far)"
+    )
     first = await cli(
         "release",
         "approve",
@@ -92,6 +97,16 @@ async def test_release_lifecycle_through_the_cli(cli: Cli, target: RecordingServ
         "metrics ok",
     )
     assert first.code == 0, first.stderr
+    current = (await cli("release", "status", release_id, "--json")).json()["current_step"]
+    assert current.endswith("(1 so far)")  # the step keeps count as approvals arrive
+    # The same decision again is counted once (exit 0); a different one is refused (exit 2).
+    again = await cli("release", "approve", release_id, "--stage", "pilot", "--as", "carol")
+    assert again.code == 0 and "carol already approved this stage; counted once" in again.stdout
+    turned = await cli(
+        "release", "reject", release_id, "--stage", "pilot", "--as", "carol", "--comment", "no"
+    )
+    assert turned.code == 2 and len(turned.stderr.strip().splitlines()) == 1
+    assert "carol already approved pilot and cannot reject it now" in turned.stderr
     second = await cli(
         "release", "approve", release_id, "--stage", "pilot", "--as", "dave", "--json"
     )
@@ -106,6 +121,13 @@ async def test_release_lifecycle_through_the_cli(cli: Cli, target: RecordingServ
     assert final["result"]["outcome"] == "promoted"
     refusals = [e for e in final["timeline"] if e["action"] == "approve.refused"]
     assert {e["user"] for e in refusals} == {"mallory", "alice"}
+    [turned_down] = [e for e in final["timeline"] if e["action"] == "reject.refused"]
+    assert turned_down["user"] == "carol" and "already approved" in turned_down["message"]
+    assert any(
+        e["action"] == "signoff.approval" and "counted once" in e["message"]
+        for e in final["timeline"]
+    )
+    assert " UTC" in human.stdout  # times in text output carry their zone
 
 
 async def test_wait_exits_1_when_the_release_is_rejected(cli: Cli, target: RecordingServer) -> None:
@@ -142,6 +164,54 @@ async def test_wait_exits_1_when_the_release_is_rejected(cli: Cli, target: Recor
     assert document["result"]["failed_stage"] == "pilot"
     junit = (cli.workdir / "checklist.xml").read_text()
     assert "<failure" in junit and "signoff" in junit
+
+
+async def _approve_when_waiting(cli: Cli, release_id: str, *users: str) -> None:
+    for user in users:
+        for _ in range(300):
+            result = await cli("release", "approve", release_id, "--stage", "pilot", "--as", user)
+            if result.code == 0:
+                break
+            await asyncio.sleep(0.3)
+        else:
+            raise AssertionError(f"{user} never got to approve: {result.stderr}")
+
+
+async def test_wait_json_shows_progress_on_stderr_and_one_document_on_stdout(
+    cli: Cli, target: RecordingServer
+) -> None:
+    """CI runs `start --wait --json`: it sees the release move (stderr) and parses the result."""
+    version = _version()
+    plan = cli.write_plan("plan.yaml", cli_plan(target.url, version))
+    release_id = f"release-support-desk-{version}"
+    approver = asyncio.create_task(_approve_when_waiting(cli, release_id, "carol", "dave"))
+    waited = await cli("release", "start", str(plan), "--wait", "--json")
+    await approver
+    assert waited.code == 0, waited.stderr
+    document = json.loads(waited.stdout)  # the whole of stdout is one JSON document
+    assert document["release_id"] == release_id and document["result"]["outcome"] == "promoted"
+    progress = waited.stderr.splitlines()
+    assert progress[0].startswith(f"started {release_id}")
+    for said in (
+        "stage dev started",
+        "waiting for sign-off of pilot: needs 2 approvals from carol, dave, erin (0 so far)",
+        "approval by carol recorded",
+        "stage production promoted",
+    ):
+        assert any(said in line for line in progress), (said, progress)
+    assert all(line[:2] == "  " and line[10] == "Z" for line in progress[1:]), progress
+
+    quiet_version = _version()
+    quiet_plan = cli.write_plan("quiet.yaml", cli_plan(target.url, quiet_version))
+    quiet_id = f"release-support-desk-{quiet_version}"
+    approver = asyncio.create_task(_approve_when_waiting(cli, quiet_id, "erin", "dave"))
+    quiet = await cli("release", "start", str(quiet_plan), "--wait", "--json", "--quiet")
+    await approver
+    assert quiet.code == 0 and quiet.stderr == ""
+    assert json.loads(quiet.stdout)["result"]["outcome"] == "promoted"
+
+    watched = await cli("release", "watch", quiet_id, "--quiet")
+    assert watched.code == 0 and watched.stderr == "" and "promoted" in watched.stdout
 
 
 async def test_abort_pause_resume_and_bad_requests(cli: Cli, target: RecordingServer) -> None:

@@ -739,6 +739,16 @@ class PlanFile:
 
 
 SENTINEL_NAME = "yaml-code-ran"
+#: Integers and floats YAML 1.1 reads, written so that they do not read back as written.
+AMBIGUOUS_NUMBERS = st.one_of(
+    st.builds(lambda a, b: f"{a}:{b:02d}", st.integers(1, 999), st.integers(0, 59)),  # base 60
+    st.integers(1, 7**6).map(lambda n: f"0{n:o}"),  # octal
+    st.integers(0, 10**6).map(lambda n: f"0x{n:X}"),
+    st.integers(0, 10**6).map(lambda n: f"0b{n:b}"),
+    st.integers(1000, 10**6).map(lambda n: f"{n:_}"),
+    st.integers(0, 10**6).map(lambda n: f"+{n}"),
+    st.builds(lambda a, b: f"{a}:{b:02d}.5", st.integers(1, 99), st.integers(0, 59)),
+)
 
 
 def dump(doc: Any, style: str) -> str:
@@ -809,6 +819,25 @@ ODD_DOCUMENTS = [
 ]
 
 
+def _key_lines(text: str) -> list[tuple[int, bool]]:
+    """(line, whether it is a whole top-level entry on one line) for every mapping key."""
+    found: list[tuple[int, bool]] = []
+    pending = [(yaml.compose(text), True)]
+    while pending:
+        node, top = pending.pop()
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                one_line = (
+                    isinstance(value, yaml.ScalarNode)
+                    and value.start_mark.line == value.end_mark.line
+                )
+                found.append((key.start_mark.line, top and key.start_mark.column == 0 and one_line))
+                pending.append((value, False))
+        elif isinstance(node, yaml.SequenceNode):
+            pending.extend((item, False) for item in node.value)
+    return found
+
+
 @st.composite
 def plan_files(draw: st.DrawFn) -> PlanFile:
     kind = draw(
@@ -826,6 +855,7 @@ def plan_files(draw: st.DrawFn) -> PlanFile:
                 "bytes",
                 "odd",
                 "broken",
+                "number",
             ]
         )
     )
@@ -868,8 +898,10 @@ def plan_files(draw: st.DrawFn) -> PlanFile:
     lines = text.splitlines()
     if kind == "tag":
         expect, tag = draw(st.sampled_from(TAGS))
-        block = yaml.safe_dump(doc, sort_keys=False).splitlines()
-        index = draw(st.integers(0, len(block) - 1))
+        dumped = yaml.safe_dump(doc, sort_keys=False)
+        block = dumped.splitlines()
+        # a line where a key starts, never one inside a multi-line quoted text (it would be text)
+        index = draw(st.sampled_from(sorted({line for line, _ in _key_lines(dumped)})))
         line = block[index]
         if ": " not in line:
             block.insert(index, f"x-tagged: {tag}")
@@ -880,11 +912,17 @@ def plan_files(draw: st.DrawFn) -> PlanFile:
             f"tag {tag.split()[0]}",
             expect if expect == "refused" else "either",
         )
-    if kind == "duplicate-key":
+    if kind == "number":
+        # a value YAML 1.1 reads as a number other than written (`010` is 8, `1:20` is 80)
         block = yaml.safe_dump(doc, sort_keys=False).splitlines()
-        candidates = [
-            i for i, line in enumerate(block) if ": " in line and not line.startswith((" ", "-"))
-        ]
+        index = next(i for i, line in enumerate(block) if line.startswith("version:"))
+        block[index] = "version: " + draw(AMBIGUOUS_NUMBERS)
+        return PlanFile("\n".join(block).encode(), "ambiguous number", "refused", says="quote it")
+    if kind == "duplicate-key":
+        dumped = yaml.safe_dump(doc, sort_keys=False)
+        block = dumped.splitlines()
+        # a top-level key whose value is on its own line, so that the copy is the whole entry
+        candidates = [line for line, whole in _key_lines(dumped) if whole]
         index = draw(st.sampled_from(candidates))
         block.insert(index + 1, block[index])
         return PlanFile("\n".join(block).encode(), "duplicate key", "refused", says="written twice")

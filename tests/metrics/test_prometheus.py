@@ -261,3 +261,28 @@ async def test_credentials_go_to_the_configured_prometheus_only() -> None:
     assert configured.requests[0]["path"].startswith("/api/v1/query?query=up")
     basic_headers = {k.lower(): v for k, v in configured.requests[1]["headers"].items()}
     assert basic_headers["authorization"].startswith("Basic ")
+
+
+async def test_or_vector_0_reads_0_when_the_target_is_down_and_up_says_so() -> None:
+    """What docs/metric-checks.md warns about: `... or vector(0)` turns a target that is down
+    into a healthy 0, so a guard passes; paired with `up`, the same guard fails."""
+    metrics = SupportDeskMetrics()
+    server = ExpositionServer(metrics.registry).__enter__()
+    try:
+        with Traffic(metrics), PrometheusServer([server.url + "/metrics"]) as prom:
+            errors = 'sum(rate(external_api_errors_total{job="target0"}[5s]))'
+            prom.wait_for_series(ERROR_RATE.format(job="target0"))
+            server.__exit__()  # the service goes down; Prometheus' next scrapes fail
+            prom.wait_for_series('up{job="target0"} == 0')
+            prom.wait_for_series(f"absent({errors})")  # its series went stale
+            checks = [
+                prometheus_check("error-rate", f"{errors} or vector(0)", max=0.05),
+                prometheus_check("service-up", 'min(up{job="target0"})', min=1),
+            ]
+            report = await run(prom.url, checks_input(checks))
+    finally:
+        server.__exit__()  # (stopping it again is a no-op)
+    rate, up = report.check("error-rate"), report.check("service-up")
+    assert rate is not None and rate.last_value == 0 and rate.successful == 1  # looks healthy
+    assert up is not None and up.last_value == 0
+    assert (report.outcome, report.checks[1].name) == (ChecksOutcome.FAILED, "service-up")

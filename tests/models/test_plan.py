@@ -64,7 +64,8 @@ def test_refusals_name_the_field() -> None:
     assert "colour: unknown key" in _problems(unknown)
     undeclared = dict(base, stages=[dict(base["stages"][0], flags=[{"flag": "ai.solutions"}])])
     assert _problems(undeclared) == [
-        "(plan): stage 'dev' ramps ai.solutions which the plan's top-level 'flags' does not list"
+        "stages.0 (dev).flags: stage 'dev' ramps ai.solutions which the plan's top-level 'flags' "
+        "does not list"
     ]
     quorum = dict(base, stages=[dict(base["stages"][0], signoff={"approvers": ["a"], "quorum": 2})])
     assert any("quorum 2 cannot be reached by 1 approver(s)" in p for p in _problems(quorum))
@@ -127,3 +128,85 @@ def test_templates_expand_and_can_be_overridden() -> None:
             dict(data, stages=[dict(data["stages"][2], checks=[{"name": "x", "template": "nope"}])])
         )
     )
+
+
+def test_every_problem_is_reported_in_one_pass() -> None:
+    """Rules across fields (duplicate stages, undeclared flags, duplicate checks) are reported
+    with the fields' own problems, not only once those are fixed."""
+    base = plan_dict("http://127.0.0.1:8081")
+    dev = dict(base["stages"][0], base_url="not a url", flags=[{"flag": "ai.solutions"}])
+    check = {"name": "up", "query": {"provider": "prometheus", "query": "up"}, "min": 1}
+    staging = dict(base["stages"][1], checks=[check, check], bake="soon")
+    problems = _problems(dict(base, stages=[dev, staging, dict(base["stages"][0])]))
+    assert any(p.startswith("stages.0 (dev).base_url:") for p in problems), problems
+    assert any(p.startswith("stages.1 (staging).bake:") for p in problems), problems
+    assert "stages: duplicate stage name(s): dev" in problems
+    assert "stages.1 (staging).checks: check name(s) used twice: up" in problems
+    assert any("ramps ai.solutions which the plan's top-level 'flags'" in p for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("written", "read_as"),
+    [("1:20", 80), ("0b101", 5), ("010", 8), ("0x1F", 31), ("1_0", 10), ("+5", 5)],
+)
+def test_a_yaml_number_never_becomes_a_different_version(
+    tmp_path: Path, written: str, read_as: int
+) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(
+        f"service: support-desk\nversion: {written}\nowner: alice\n"
+        "stages: [{name: dev, base_url: 'http://127.0.0.1:1', smoke: [{name: h, path: /}]}]\n"
+    )
+    with pytest.raises(PlanError) as info:
+        load_plan(path, environ={})
+    [problem] = info.value.problems
+    assert problem.startswith("line 2, column 10: ")
+    assert f'quote it ("{written}")' in problem and f"or write {read_as}" in problem
+    if written.isalnum():  # quoted, it is the text written (where a version may hold it)
+        path.write_text(path.read_text().replace(f"version: {written}", f'version: "{written}"'))
+        assert load_plan(path, environ={}).version == written
+    path.write_text(path.read_text().replace(f'"{written}"', written).replace(written, "2"))
+    assert load_plan(path, environ={}).version == "2"  # a plain decimal reads as written
+
+
+def test_numbers_yaml_reads_differently_are_refused_anywhere_with_the_other_problems(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(
+        "service: support-desk\nversion: '1.0'\nowner: alice\nstages:\n"
+        "  - {name: dev, base_url: 'http://127.0.0.1:1', smoke: [{name: h, path: /}], bake: 1:30}\n"
+        "  - {name: 010, base_url: 'http://127.0.0.1:1', smoke: [{name: h, path: /}]}\n"
+    )
+    with pytest.raises(PlanError) as info:
+        load_plan(path, environ={})
+    problems = info.value.problems
+    assert problems[0].startswith("line 5, column ") and "base-60" in problems[0]
+    assert "'010' as an octal number, 8" in problems[1]
+    assert "stages.1.name: 8 is a number, not text; quote it" in problems[2]
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        (True, "true is a boolean, not text"),
+        (None, "there is no value here"),
+        (2026, "2026 is a number, not text; quote it"),
+    ],
+)
+def test_a_value_that_is_not_text_where_text_belongs_says_to_quote_it(
+    value: object, says: str
+) -> None:
+    problems = _problems(dict(plan_dict("http://127.0.0.1:8081"), service=value))
+    assert len(problems) == 1 and problems[0].startswith(f"service: {says}"), problems
+
+
+def test_a_name_too_long_says_so_and_the_limit() -> None:
+    problems = _problems(dict(plan_dict("http://127.0.0.1:8081"), service="a" * 300))
+    assert len(problems) == 1 and problems[0].startswith("service: ")
+    assert "is too long: 300 characters, at most 63" in problems[0]
+    assert "lowercase" not in problems[0]  # the characters are fine; only the length is not
+    both = _problems(dict(plan_dict("http://127.0.0.1:8081"), service="A" * 100))
+    assert "too long: 100 characters, at most 63" in both[0] and "lowercase" in both[0]
+    version = _problems(dict(plan_dict("http://127.0.0.1:8081"), version="1" * 65))
+    assert "too long: 65 characters, at most 64" in version[0]

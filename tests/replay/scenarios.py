@@ -30,6 +30,7 @@ from warden.models.release import (
     ReleaseState,
 )
 from warden.runtime.client import TemporalLink
+from warden.services.access import AccessService
 from warden.services.releases import ReleaseService, RequestRefused
 from warden.services.trust import issuer
 from warden.settings import Settings
@@ -145,24 +146,55 @@ async def aborted(
     return handle
 
 
-async def access_change(
-    env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str
+async def _grant_to_grace(
+    env: WorkflowEnvironment, task_queue: str, change_id: str
 ) -> WorkflowHandle[Any, Any]:
+    """alice asks for grace to become an operator; returned once the change takes decisions."""
     handle = await env.client.start_workflow(
         AccessChangeWorkflow.run,
         AccessChangeRequest(
             kind="grant", user="grace", role="operator", reason="on-call", requested_by="alice"
         ),
-        id="access-grant-grace-replay",
+        id=change_id,
         task_queue=task_queue,
     )
     for _ in range(200):
         if (await handle.query(AccessChangeWorkflow.status)).members:
             break
         await asyncio.sleep(0.05)
+    return handle
+
+
+async def access_change(
+    env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str
+) -> WorkflowHandle[Any, Any]:
+    handle = await _grant_to_grace(env, task_queue, "access-grant-grace-replay")
     for user in ("carol", "erin"):
         await handle.execute_update(AccessChangeWorkflow.approve, AccessDecision(user=user))
     await handle.result()
+    return handle
+
+
+async def access_change_decisions(
+    env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str
+) -> WorkflowHandle[Any, Any]:
+    """carol approves twice (counted once), then tries to reject (refused, audited through the
+    record_refusal signal); erin's approval applies it and the outcome goes into the memo."""
+    handle = await _grant_to_grace(env, task_queue, "access-grant-grace-decisions-replay")
+    service = AccessService(TemporalLink(settings, env.client))
+    for _ in range(2):
+        await service.decide(handle.id, AccessDecision(user="carol"), approve=True)
+    try:
+        await service.decide(
+            handle.id, AccessDecision(user="carol", comment="second thoughts"), approve=False
+        )
+    except RequestRefused as refused:
+        assert refused.code == "AlreadyDecided", refused
+    else:
+        raise AssertionError("carol turned her approval into a rejection")
+    await service.decide(handle.id, AccessDecision(user="erin"), approve=True)
+    status = await handle.result()
+    assert status.state == "applied", status
     return handle
 
 
@@ -319,6 +351,29 @@ async def committee_signoff(
     return handle
 
 
+async def decision_changed(
+    env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str
+) -> WorkflowHandle[Any, Any]:
+    """carol approves pilot twice (counted once), then tries to reject it: refused as
+    AlreadyDecided and audited; dave's approval completes the quorum."""
+    _init_flags(settings, "dev", "pilot")
+    handle = await _start(env, _ramp_plan(base_url, "1.10.0"), task_queue)
+    await _until(handle, env, _waiting("pilot"))
+    service = ReleaseService(TemporalLink(settings, env.client))
+    for _ in range(2):
+        await service.approve(handle.id, DecisionRequest(stage="pilot", user="carol"))
+    try:
+        await service.reject(handle.id, DecisionRequest(stage="pilot", user="carol", comment="no"))
+    except RequestRefused as refused:
+        assert refused.code == "AlreadyDecided", refused
+    else:
+        raise AssertionError("carol turned her approval into a rejection")
+    await service.approve(handle.id, DecisionRequest(stage="pilot", user="dave"))
+    result = await handle.result()
+    assert result.outcome == ReleaseState.PROMOTED, result
+    return handle
+
+
 async def signoff_expired(
     env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str
 ) -> WorkflowHandle[Any, Any]:
@@ -462,6 +517,7 @@ SCENARIOS: dict[str, Scenario] = {
     "release_rolled_back": Scenario(rolled_back),
     "release_aborted": Scenario(aborted),
     "access_change_applied": Scenario(access_change, governed=True),
+    "access_change_decisions": Scenario(access_change_decisions, governed=True),
     "kill_switch": Scenario(kill_switch),
     "release_contract_failed": Scenario(contract_failed),
     "release_checks_passed": Scenario(
@@ -473,6 +529,7 @@ SCENARIOS: dict[str, Scenario] = {
     ),
     "release_committee_signoff": Scenario(committee_signoff, governed=True),
     "release_signoff_expired": Scenario(signoff_expired),
+    "release_decision_changed": Scenario(decision_changed),
     "release_paused_resumed": Scenario(paused_resumed),
     "release_checks_inconclusive": Scenario(
         checks_inconclusive, metrics={"external-api-error-rate": [None, OK]}

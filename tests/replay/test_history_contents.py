@@ -102,6 +102,13 @@ CLAIMS = {
         updates=("approve", "approve", "approve"),
         signals=("record_refusal",),
     ),
+    "release_decision_changed": Claim(
+        ReleaseState.PROMOTED,
+        "promoted",
+        frozenset({"apply_flag_change"}),
+        updates=("approve", "approve", "approve"),
+        signals=("record_refusal",),
+    ),
     "release_signoff_expired": Claim(
         ReleaseState.ROLLED_BACK,
         "sign-off deadline passed at pilot with 1 of 2",
@@ -216,3 +223,37 @@ def test_decisions_with_proofs_and_a_refusal_the_release_audited_itself() -> Non
     assert _decode(info.details, str) == "audited"  # written to the trail by the release itself
     access = recorded("access_change_verified")
     assert access.updates == ["approve", "approve", "approve"]
+
+
+def test_a_changed_decision_is_refused_and_audited_a_repeated_one_answered() -> None:
+    found = recorded("release_decision_changed")
+    [(_, payloads)] = found.signals
+    refusal = _decode(payloads, RefusalRecord)
+    assert (refusal.request, refusal.user, refusal.stage) == ("reject", "carol", "pilot")
+    assert "already approved" in refusal.reason
+
+
+def test_an_access_change_answers_repeats_audits_refusals_and_memos_its_outcome() -> None:
+    path = HISTORIES / "access_change_decisions.json"
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    found = recorded("access_change_decisions")
+    assert found.updates == ["approve", "approve", "approve"]  # carol twice, then erin
+    [(name, payloads)] = found.signals
+    refusal = _decode(payloads, RefusalRecord)
+    assert (name, refusal.request, refusal.user) == ("record_refusal", "reject", "carol")
+    assert "already approved" in refusal.reason
+    patches = [
+        e.marker_recorded_event_attributes.details["patch-data"]
+        for e in history.events
+        if e.HasField("marker_recorded_event_attributes")
+        and "patch-data" in e.marker_recorded_event_attributes.details
+    ]
+    [patch] = [_decode(p, dict) for p in patches]
+    assert patch["id"] == "access-outcome-memo"
+    [memo] = [
+        e.workflow_properties_modified_event_attributes.upserted_memo.fields
+        for e in history.events
+        if e.HasField("workflow_properties_modified_event_attributes")
+    ]
+    outcome = pydantic_data_converter.payload_converter.from_payloads([memo["outcome"]], [str])
+    assert outcome == ["applied"]

@@ -115,8 +115,15 @@ async def test_access_change_applies_only_after_quorum(
     assert "operator" not in effective_roles(
         document, store.grants(), "grace"
     )  # one approval is not quorum
-    with pytest.raises(WorkflowUpdateFailedError):
-        await handle.execute_update(AccessChangeWorkflow.approve, AccessDecision(user="carol"))  # type: ignore[attr-defined]
+    # the same decision again is answered and counted once; a different one is refused
+    again = await handle.execute_update(AccessChangeWorkflow.approve, AccessDecision(user="carol"))  # type: ignore[attr-defined]
+    assert again.approvals == ["carol"] and again.state == "waiting"
+    with pytest.raises(WorkflowUpdateFailedError) as info:
+        await handle.execute_update(  # type: ignore[attr-defined]
+            AccessChangeWorkflow.reject, AccessDecision(user="carol", comment="second thoughts")
+        )
+    assert info.value.cause.type == "AlreadyDecided"  # type: ignore[union-attr]
+    assert "carol already approved" in str(info.value.cause)
     await handle.execute_update(AccessChangeWorkflow.approve, AccessDecision(user="erin"))  # type: ignore[attr-defined]
     result = await handle.result()  # type: ignore[attr-defined]
 
@@ -126,19 +133,19 @@ async def test_access_change_applies_only_after_quorum(
     grant = next(g for g in store.grants() if g.user == "grace")
     assert grant.requested_by == "alice" and grant.approved_by == ["carol", "erin"]
     actions = [
-        e.action
+        (e.action, e.result)
         for e in AuditStore(governed.audit_url).query(AuditQuery(limit=1000))
         if e.entity == f"access:{result.change_id}"
     ]
-    # Refusals sent straight to Temporal are in the trail too (alice, grace, bob, carol again).
-    refused = ["access.approve.refused"] * 3
+    # Refusals sent straight to Temporal are in the trail too: alice, grace, bob, carol's change.
     assert actions == [
-        "access.requested",
-        *refused,
-        "access.approval",
-        "access.approve.refused",
-        "access.approval",
-        "access.applied",
+        ("access.requested", "waiting"),
+        *[("access.approve.refused", "refused")] * 3,
+        ("access.approval", "accepted"),
+        ("access.approval", "duplicate"),
+        ("access.reject.refused", "refused"),
+        ("access.approval", "accepted"),
+        ("access.applied", "applied"),
     ]
 
 
@@ -246,6 +253,10 @@ async def test_committee_signoff_uses_governance_members_and_roles(
             )
         status = await handle.query(ReleaseWorkflow.status)
         assert status.state == ReleaseState.WAITING_APPROVAL  # quorum met, but no security seat yet
+        assert status.current_step == (
+            "waiting for sign-off of pilot: needs 2 approvals from carol, dave, erin, frank "
+            "(2 so far); among them a security approver"
+        )
         outcome = await handle.execute_update(
             ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user="erin")
         )

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
+from contextlib import AsyncExitStack
 
 import pytest
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
 
+from tests.helpers import RecordingServer
 from tests.workflows.conftest import Releases, waiting_at
 from warden.models.audit import AuditQuery
 from warden.models.release import (
@@ -20,6 +25,8 @@ from warden.models.release import (
     ReleaseState,
     StageState,
 )
+from warden.runtime.worker import build_worker
+from warden.settings import Settings
 from warden.stores.audit import AuditStore
 from workflows.release import ReleaseWorkflow
 
@@ -136,6 +143,16 @@ async def test_quorum_needs_distinct_members_and_refuses_outsiders(releases: Rel
     )
     assert first.counted and not again.counted
     assert again.approvals == 1 and again.decided is None
+    # a different decision from a member who decided already is refused, and changes nothing
+    with pytest.raises(WorkflowUpdateFailedError) as turned:
+        await handle.execute_update(
+            ReleaseWorkflow.reject, DecisionRequest(stage="pilot", user="carol", comment="no")
+        )
+    assert isinstance(turned.value.cause, ApplicationError)
+    assert turned.value.cause.type == "AlreadyDecided"
+    status = await handle.query(ReleaseWorkflow.status)
+    pilot = next(s for s in status.stages if s.name == "pilot")
+    assert pilot.signoff is not None and [d.approve for d in pilot.signoff.decisions] == [True]
 
     refusals = {
         "alice": "SelfApproval",  # started the release
@@ -327,3 +344,32 @@ async def test_ended_release_refuses_requests(releases: Releases) -> None:
     ):
         with pytest.raises((WorkflowUpdateFailedError, RPCError)):
             await handle.execute_update(update, request)  # type: ignore[arg-type]
+
+
+async def test_signoff_notices_give_the_deadline_with_its_zone(
+    time_env: WorkflowEnvironment,
+    client: Client,
+    settings: Settings,
+    task_queue: str,
+    target: RecordingServer,
+) -> None:
+    """A committee member reads 'by 2026-11-02 09:00:00 UTC', not a bare or ISO-offset time."""
+    with RecordingServer() as webhook:
+        noticed = settings.model_copy(update={"webhook_urls": [webhook.url]})
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(
+                build_worker(client, noticed, task_queue=task_queue, stack=stack)
+            )
+            releases = Releases(time_env, noticed, task_queue, target.url)
+            handle = await releases.start(releases.plan())
+            try:
+                await releases.wait_for(handle, waiting_at("pilot"))
+                for _ in range(100):
+                    if webhook.requests:
+                        break
+                    await asyncio.sleep(0.05)
+            finally:
+                await handle.terminate("test done")
+    notice = webhook.json_bodies()[0]
+    assert notice["title"].startswith("Sign-off needed")
+    assert re.search(r"by \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\.", notice["text"]), notice["text"]

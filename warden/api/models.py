@@ -11,7 +11,7 @@ from warden.api.strict import IsoDatetime
 from warden.models.audit import AuditEventCreate
 from warden.models.common import Record, StrictModel
 from warden.models.flags import FlagState
-from warden.models.governance import ROLE_PATTERN, USER_PATTERN, AccessChangeSummary
+from warden.models.governance import ROLE_PATTERN, USER_PATTERN, AccessChangeRow
 from warden.models.plan import VERSION_PATTERN, ReleasePlan
 from warden.models.release import ReleaseSummary
 
@@ -247,4 +247,4 @@ class AccessChangeCreated(Record):
 
 
 class AccessChangeList(Record):
-    changes: list[AccessChangeSummary]
+    changes: list[AccessChangeRow]

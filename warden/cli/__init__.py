@@ -94,7 +94,7 @@ def _run(argv: list[str] | None) -> int:
     except WorkflowQueryFailedError as exc:
         code = _report(f"the query failed: {exc.message}", EXIT_INVALID)
     except OSError as exc:  # a file named on the command line cannot be read or written
-        code = _report(str(exc), EXIT_INVALID)
+        code = _report(_os_problem(exc), EXIT_INVALID)
     except KeyboardInterrupt:
         click.echo("warden: interrupted", err=True)
         code = 130
@@ -107,6 +107,13 @@ class _NeverRaised(click.UsageError):
 
 # click >= 8.2 raises this for a group called without a command (older click prints the help)
 _NoArgsIsHelp: type[click.UsageError] = getattr(click.exceptions, "NoArgsIsHelpError", _NeverRaised)
+
+
+def _os_problem(exc: OSError) -> str:
+    """`cannot use x.csv: No such file or directory`, not `[Errno 2] No such file ...: 'x.csv'`."""
+    if exc.filename is None or not exc.strerror:
+        return str(exc)
+    return f"cannot use {exc.filename}: {exc.strerror}"
 
 
 def _report(message: str, code: int) -> int:

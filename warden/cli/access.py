@@ -70,13 +70,13 @@ def _decide(
         comment=comment,
         dev_identity=actor.dev_identity,
     )
-    status = run(s.access().decide(change_id, decision, approve))
+    outcome = run(s.access().decide(change_id, decision, approve))
     if as_json:
-        emit_json(status)
+        emit_json(outcome)
     else:
         click.echo(
-            f"{change_id}: {len(status.approvals)}/{status.quorum} approvals, "
-            f"{len(status.rejections)} rejections"
+            f"{change_id}: {outcome.message} — {outcome.approvals}/{outcome.quorum} approvals, "
+            f"{outcome.rejections} rejection(s); {outcome.state}"
         )
 
 
@@ -124,11 +124,12 @@ def access_status(change_id: str, as_json: bool) -> None:
 
 @access.command(name="list")
 @json_option
-def access_list(as_json: bool) -> None:
-    """Access changes, newest first."""
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+def access_list(as_json: bool, limit: int) -> None:
+    """Access changes, newest first, with their outcome: waiting, applied, rejected, expired."""
     s = session()
     s.actor(None, "access.view")
-    rows = run(s.access().list())
+    rows = run(s.access().list(limit=limit))
     if as_json:
         emit_json(rows)
         return
@@ -141,11 +142,12 @@ def access_list(as_json: bool) -> None:
                     r.user or "-",
                     r.role or "-",
                     r.requested_by or "-",
-                    r.status,
+                    r.outcome,
+                    when(r.started_at),
                 ]
                 for r in rows
             ],
-            ["change", "kind", "user", "role", "requested by", "status"],
+            ["change", "kind", "user", "role", "requested by", "outcome", "requested"],
         )
         if rows
         else "no access changes yet"

@@ -299,3 +299,6 @@ as_option = click.option(
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON document and nothing else on stdout."
 )
+quiet_option = click.option(
+    "--quiet", "-q", is_flag=True, help="No progress lines on stderr (errors are still printed)."
+)

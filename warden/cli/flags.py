@@ -18,7 +18,7 @@ from warden.cli.common import (
     session,
 )
 from warden.cli.render import table
-from warden.models.flags import FLAG_KEY_PATTERN, FlagOperation
+from warden.models.flags import FLAG_KEY_PATTERN, FlagOperation, FlagState
 from warden.models.plan import NAME_PATTERN
 from warden.services.flags import add_flags, update_lines
 
@@ -130,30 +130,52 @@ def set_percent(
     _change(flag, env, percent, as_user, reason, as_json)
 
 
+def flag_state(state: FlagState) -> str:
+    """What an operator reads in STATE: `off` when nobody is served the flag (switched off, or
+    at 0% after `flags disable`), `on` when some or all traffic is, `missing` when absent."""
+    if not state.exists:
+        return "missing"
+    if not state.enabled or state.percent == 0:
+        return "off"
+    return "on"
+
+
 @flags.command()
 @click.option(
-    "--env", "envs", multiple=True, help="Environment(s); default dev, staging, pilot, production."
+    "--env",
+    "envs",
+    multiple=True,
+    help="Environment(s); default every environment there are flags for.",
 )
 @click.option("--flag", "flag_keys", multiple=True, help="Only these flags.")
+@click.option(
+    "--via-workers",
+    is_flag=True,
+    help="Read where the workers run (a short workflow), even when this machine reaches the "
+    "flag backend itself.",
+)
 @json_option
-def show(envs: tuple[str, ...], flag_keys: tuple[str, ...], as_json: bool) -> None:
-    """The current state of flags, read where the workers are."""
+def show(
+    envs: tuple[str, ...], flag_keys: tuple[str, ...], via_workers: bool, as_json: bool
+) -> None:
+    """The current state of flags: read here when this machine reaches the flag backend (the
+    flag files in WARDEN_FLAGS_DIR, or the Unleash URL), else where the workers are."""
     _check_envs(envs)
     _check_flag_keys(list(flag_keys))
     s = session()
     s.actor(None, "flags.view")
-    states = run(s.flags().read(list(envs or DEFAULT_ENVIRONMENTS), list(flag_keys)))
+    reading = run(s.flags().read(list(envs), list(flag_keys), via_workers=via_workers))
     if as_json:
-        emit_json(states)
+        emit_json(reading.states)
         return
     rows = [
         [
-            s.environment,
-            s.flag,
-            ("on" if s.enabled else "off") if s.exists else "missing",
-            "-" if s.percent is None else f"{s.percent}%",
+            state.environment,
+            state.flag,
+            flag_state(state),
+            "-" if state.percent is None else f"{state.percent}%",
         ]
-        for s in states
+        for state in reading.states
     ]
     click.echo(table(rows, ["env", "flag", "state", "served"]) if rows else "no flags")
 

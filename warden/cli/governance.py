@@ -60,7 +60,34 @@ def governance_show(as_json: bool) -> None:
             else "NOT signed off — production releases will not start"
         )
     )
+    if signoff:
+        click.echo(
+            f"  requested by {signoff.requested_by}; approved by {', '.join(signoff.approved_by)}; "
+            f"signed off {when(signoff.signed_at)}; change {signoff.change_id}"
+        )
+    click.echo("")
     click.echo(table([[u.user, ", ".join(u.roles) or "-"] for u in view.users], ["user", "roles"]))
+    click.echo("")
+    if not view.grants:
+        click.echo("access changes applied: none (every role above is the file's own)")
+        return
+    click.echo("access changes applied, in order:")
+    click.echo(
+        table(
+            [
+                [
+                    g.user,
+                    ("grant " if g.grant else "revoke ") + g.role,
+                    g.requested_by,
+                    ", ".join(g.approved_by),
+                    when(g.applied_at),
+                    g.change_id,
+                ]
+                for g in view.grants
+            ],
+            ["user", "change", "requested by", "approved by", "applied at", "change id"],
+        )
+    )
 
 
 async def _request_signoff(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,12 @@ from warden.cli.common import (
     emit_json,
     info,
     json_option,
+    quiet_option,
     require_id,
     run,
     session,
 )
-from warden.cli.render import event_line, junit_xml, list_text, status_text
+from warden.cli.render import event_line, junit_xml, list_text, status_text, step_line
 from warden.errors import WardenError
 from warden.models.plan import ReleasePlan, load_plan
 from warden.models.release import (
@@ -65,6 +67,7 @@ def release() -> None:
     "--wait", is_flag=True, help="Wait until the release ends; exit 0 promoted, 1 not promoted."
 )
 @json_option
+@quiet_option
 @click.option("--rerun", is_flag=True, help="Start a version again after its earlier run ended.")
 @click.option(
     "--trace-id", callback=_trace_id, help="Trace id to carry through every call and audit event."
@@ -79,11 +82,15 @@ def start(
     as_user: str | None,
     wait: bool,
     as_json: bool,
+    quiet: bool,
     rerun: bool,
     trace_id: str | None,
     junit: Path | None,
 ) -> None:
-    """Start the release a plan describes (its id is release-<service>-<version>)."""
+    """Start the release a plan describes (its id is release-<service>-<version>).
+
+    With --wait, progress goes to stderr as it happens (--quiet silences it) and the result to
+    stdout: the status, or with --json one JSON document."""
     plan_model = load_plan(plan_path)
     s = session()
     actor = s.actor(as_user, "release.start")
@@ -98,6 +105,7 @@ def start(
             rerun=rerun,
             wait=wait,
             as_json=as_json,
+            quiet=quiet,
             junit=junit,
         )
     )
@@ -114,6 +122,7 @@ async def _start(
     rerun: bool,
     wait: bool,
     as_json: bool,
+    quiet: bool,
     junit: Path | None,
 ) -> int:
     started = await service.start(
@@ -125,9 +134,12 @@ async def _start(
             emit_json({"release_id": release_id, "run_id": started.run_id, "started_by": user})
         else:
             click.echo(release_id)
-            info(f"started {release_id}; follow it with `warden release watch {release_id}`")
+            if not quiet:
+                info(f"started {release_id}; follow it with `warden release watch {release_id}`")
         return EXIT_OK
-    status = await follow(service, release_id, quiet=as_json)
+    if not quiet:
+        info(f"started {release_id}; waiting until it ends (progress below, result on stdout)")
+    status = await follow(service, release_id, quiet=quiet)
     if junit:
         junit.write_text(junit_xml(status))
     if as_json:
@@ -135,6 +147,11 @@ async def _start(
     else:
         click.echo(status_text(status, events=0))
     return exit_for(status)
+
+
+#: With nothing new for this long, `follow` says what the release is still doing (CI systems
+#: stop jobs that print nothing for ten minutes).
+STILL_EVERY_S = 300.0
 
 
 async def follow(
@@ -145,17 +162,31 @@ async def follow(
     interval: float = 1.0,
     until_signoff: bool = False,
 ) -> ReleaseStatus:
-    """Print each new timeline event (to stderr) until the release ends (or, `until_signoff`,
-    until a stage waits for sign-off); return the status it stopped at."""
+    """Print each new timeline event, and each change of the current step (to stderr), until the
+    release ends (or, `until_signoff`, until a stage waits for sign-off); return the status it
+    stopped at."""
     seen: set[tuple[Any, ...]] = set()
+    step = ""
+    said_at = time.monotonic()
     while True:
         status = await service.status(release_id)
+        lines = []
         for event in status.timeline:
             key = (event.at, event.action, event.message, event.stage)
             if key not in seen:
                 seen.add(key)
-                if not quiet:
-                    info(event_line(event))
+                lines.append(event_line(event))
+        if status.current_step != step and not status.state.ended:
+            step = status.current_step
+            if step and not any(step in line for line in lines):
+                lines.append(step_line(status))
+        elif not lines and time.monotonic() - said_at >= STILL_EVERY_S:
+            lines.append(step_line(status, still=True))
+        if lines:
+            said_at = time.monotonic()
+            if not quiet:
+                for line in lines:
+                    info(line)
         if status.state.ended or (until_signoff and status.state == ReleaseState.WAITING_APPROVAL):
             return status
         await asyncio.sleep(interval)
@@ -206,21 +237,32 @@ def list_(as_json: bool, limit: int) -> None:
     is_flag=True,
     help="Stop as soon as a stage waits for sign-off (exit 0), saying who may approve it.",
 )
-def watch(release_id: str, interval: float, until_signoff: bool) -> None:
-    """Live progress until the release ends; exit 0 promoted, 1 not promoted."""
+@quiet_option
+def watch(release_id: str, interval: float, until_signoff: bool, quiet: bool) -> None:
+    """Live progress until the release ends; exit 0 promoted, 1 not promoted.
+
+    The status and the result go to stdout, progress to stderr (--quiet silences it)."""
     s = session()
     s.actor(None, "release.view")
-    raise SystemExit(run(_watch(s.releases(), release_id, interval, until_signoff)))
+    raise SystemExit(run(_watch(s.releases(), release_id, interval, quiet, until_signoff)))
 
 
 async def _watch(
-    service: Releases, release_id: str, interval: float, until_signoff: bool = False
+    service: Releases,
+    release_id: str,
+    interval: float,
+    quiet: bool,
+    until_signoff: bool = False,
 ) -> int:
     first = await service.status(release_id)
     click.echo(status_text(first, events=0))
-    info("")
-    final = await follow(service, release_id, interval=interval, until_signoff=until_signoff)
-    info("")
+    if not quiet:
+        info("")
+    final = await follow(
+        service, release_id, interval=interval, quiet=quiet, until_signoff=until_signoff
+    )
+    if not quiet:
+        info("")
     if not final.state.ended:
         click.echo(signoff_line(final))
         return EXIT_OK

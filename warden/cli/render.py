@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 from xml.etree import ElementTree as ET
 
+from warden.models.common import format_time
 from warden.models.release import (
     ChecklistKey,
     ItemStatus,
@@ -35,8 +37,33 @@ def one_line(text: str, limit: int = 240) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+#: Detail keys that say why, in the order the details column prefers them.
+_WHY_KEYS = ("reason", "comment", "message", "problem", "change")
+#: Detail keys that are bookkeeping rather than what happened.
+_QUIET_KEYS = frozenset({"requestId", "devIdentity", "postedBy", "trace_id"})
+
+
+def details_text(details: dict[str, Any], limit: int = 60) -> str:
+    """An audit event's details as one short line: its reason (or comment, message, problem)
+    first, then the other values as key=value."""
+    parts = [str(details[k]) for k in _WHY_KEYS if details.get(k) not in (None, "", [], {})]
+    parts += [
+        f"{k}={', '.join(map(str, v)) if isinstance(v, list) else v}"
+        for k, v in details.items()
+        if k not in _WHY_KEYS and k not in _QUIET_KEYS and v not in (None, "", [], {})
+    ]
+    return one_line("; ".join(parts), limit) if parts else "-"
+
+
 def when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+    """A date and time with its zone (UTC), e.g. `2026-11-01 14:30:00 UTC`."""
+    return format_time(value) if value else "-"
+
+
+def clock(value: datetime) -> str:
+    """The time of day in UTC, marked as such (`14:30:00Z`), for lines of a timeline."""
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%H:%M:%SZ")
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:
@@ -133,7 +160,14 @@ def stage_text(stage: StageStatus) -> list[str]:
 
 def event_line(event: TimelineEvent) -> str:
     where = f"{event.stage:<10} " if event.stage else " " * 11
-    return f"  {event.at.strftime('%H:%M:%S')} {where}{event.message}"
+    return f"  {clock(event.at)} {where}{event.message}"
+
+
+def step_line(status: ReleaseStatus, *, still: bool = False) -> str:
+    """What the release does now, as a progress line (`still` when nothing happened for a while)."""
+    where = f"{status.current_stage:<10} " if status.current_stage else " " * 11
+    now = clock(datetime.now(UTC))
+    return f"  {now} {where}{'still ' if still else ''}{status.current_step or status.state.value}"
 
 
 def list_text(rows: list[ReleaseSummary]) -> str:

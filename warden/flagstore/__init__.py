@@ -23,6 +23,7 @@ __all__ = [
     "FlagNotFound",
     "build_backend",
     "digest",
+    "read_flags",
     "restore_and_verify",
 ]
 
@@ -35,6 +36,23 @@ def build_backend(settings: Settings) -> FlagBackend:
     from warden.flagstore.flagd_file import FlagdFileBackend
 
     return FlagdFileBackend(settings.flags_path)
+
+
+async def read_flags(
+    backend: FlagBackend, environments: list[str], flags: list[str]
+) -> list[FlagState]:
+    """Flags as `warden flags show` reads them: `flags` (or every flag) in `environments` (or
+    every environment the backend holds). Errors are the backend's, for the caller to map."""
+    for_environments = environments or await backend.known_environments()
+    if not for_environments:
+        raise FlagConfigError(f"the {backend.name} flag backend holds no environments")
+    states: list[FlagState] = []
+    for environment in for_environments:
+        if flags:
+            states += await backend.read(environment, flags)
+        else:
+            states += await backend.list_flags(environment)
+    return states
 
 
 async def restore_and_verify(

@@ -43,6 +43,10 @@ class FlagBackend(ABC):
         """Every flag in an environment (for `warden flags show`)."""
         return []
 
+    async def known_environments(self) -> list[str]:
+        """The environments this backend holds flags for (`warden flags show` without --env)."""
+        return []
+
     async def aclose(self) -> None:
         return None
 

@@ -24,10 +24,27 @@ from warden.flagstore.backend import FlagBackend, FlagBackendError, FlagConfigEr
 from warden.models.flags import FlagChangeResult, FlagState
 
 SCHEMA_URL = "https://flagd.dev/schema/v0/flags.json"
+SUFFIX = ".flagd.json"
+#: The environments of a release, in the order it walks them: listed first, the others after.
+STAGE_ORDER = ("dev", "staging", "pilot", "production")
 
 
 def flag_file(directory: Path, environment: str) -> Path:
-    return directory / f"{environment}.flagd.json"
+    return directory / f"{environment}{SUFFIX}"
+
+
+def flag_environments(directory: Path) -> list[str]:
+    """The environments with a flag file in `directory`: dev, staging, pilot, production first."""
+    try:
+        names = [
+            p.name[: -len(SUFFIX)]
+            for p in directory.iterdir()
+            if p.name.endswith(SUFFIX) and not p.name.startswith(".") and p.is_file()
+        ]
+    except OSError:  # no directory (yet), or not readable: no environments here
+        return []
+    order = {name: i for i, name in enumerate(STAGE_ORDER)}
+    return sorted((n for n in names if n), key=lambda n: (order.get(n, len(order)), n))
 
 
 def boolean_flag(percent: int = 0, *, state: str = "ENABLED") -> dict[str, Any]:
@@ -118,6 +135,14 @@ class FlagdFileBackend(FlagBackend):
     async def list_flags(self, environment: str) -> list[FlagState]:
         doc = await asyncio.to_thread(self._load, environment)
         return [self._state(environment, key, doc["flags"].get(key)) for key in doc["flags"]]
+
+    async def known_environments(self) -> list[str]:
+        found = await asyncio.to_thread(flag_environments, self.directory)
+        if not found:
+            raise FlagConfigError(
+                f"no flag files in {self.directory} (create them with `warden flags init`)"
+            )
+        return found
 
     async def set_percent(self, environment: str, flag: str, percent: int) -> FlagChangeResult:
         return await asyncio.to_thread(self._set_percent, environment, flag, percent)
@@ -217,8 +242,15 @@ class FlagdFileBackend(FlagBackend):
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
+            existing = flag_environments(self.directory)
+            there = (
+                f"flag files exist for {', '.join(existing)}; "
+                if existing
+                else "no flag files yet; "
+            )
             raise FlagConfigError(
-                f"no flag file for environment {environment!r} at {path} (create it with `warden flags init`)"
+                f"no flag file for environment {environment!r} at {path} ({there}create it with "
+                f"`warden flags init --env {environment}`)"
             ) from None
         except OSError as exc:
             raise FlagBackendError(f"cannot read {path}: {exc}") from exc

@@ -197,6 +197,9 @@ class UnleashBackend(FlagBackend):
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    async def known_environments(self) -> list[str]:
+        return list(self.environments)
+
     # -- the interface ------------------------------------------------------------------------
 
     async def read(self, environment: str, flags: Iterable[str]) -> list[FlagState]:

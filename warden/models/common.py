@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import (
@@ -25,6 +25,14 @@ _ISO_SCHEMA_PATTERN = (
     r"^\s*P(?=\d|T\d)(\d+(\.\d+)?Y)?(\d+(\.\d+)?M)?(\d+(\.\d+)?W)?(\d+(\.\d+)?D)?"
     r"(T(?=\d)(\d+(\.\d+)?H)?(\d+(\.\d+)?M)?(\d+(\.\d+)?S)?)?\s*$"
 )
+
+
+def format_time(value: datetime) -> str:
+    """A time as people read it, always with its zone: `2026-11-01 14:30:00 UTC`.
+
+    A time without a zone is taken as UTC (the stores and workflows keep UTC)."""
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 class StrictModel(BaseModel):

@@ -156,7 +156,9 @@ class FlagOperationResult(Record):
 
 
 class FlagReadRequest(StrictModel):
-    environments: list[str] = Field(min_length=1)
+    environments: list[str] = Field(
+        default_factory=list, description="None: every environment the backend holds."
+    )
     flags: list[str] = Field(default_factory=list)
 
 

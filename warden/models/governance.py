@@ -6,7 +6,7 @@ import hashlib
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from warden.models.common import Record, StrictModel, short_repr
 from warden.models.proof import Proof, TrustPolicy
@@ -16,6 +16,18 @@ ROLE_PATTERN = (
     r"^(release-manager|operator|viewer|admin|committee-member:[a-z0-9][a-z0-9\-]{0,62})$"
 )
 USER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@\-]{0,99}$"
+
+
+def check_role(role: str) -> str:
+    """A role name, or a ValueError that lists the roles there are (never the pattern)."""
+    import re
+
+    if not re.fullmatch(ROLE_PATTERN, role):  # re.match's '$' allows a trailing newline
+        raise ValueError(
+            f"unknown role {short_repr(role)}; roles: {', '.join(BASE_ROLES)}, "
+            "committee-member:<committee> (e.g. committee-member:release-board)"
+        )
+    return role
 
 
 class GovernanceUser(StrictModel):
@@ -33,13 +45,8 @@ class GovernanceUser(StrictModel):
 
     @model_validator(mode="after")
     def _roles(self) -> GovernanceUser:
-        import re
-
         for role in self.roles:
-            if not re.fullmatch(ROLE_PATTERN, role):  # re.match's '$' allows a trailing newline
-                raise ValueError(
-                    f"unknown role {short_repr(role)}; roles: {', '.join(BASE_ROLES)}, committee-member:<committee>"
-                )
+            check_role(role)
         return self
 
 
@@ -140,12 +147,20 @@ class AccessChangeRequest(StrictModel):
 
     kind: Literal["grant", "revoke", "config-signoff"] = "grant"
     user: str | None = Field(default=None, pattern=USER_PATTERN)
-    role: str | None = Field(default=None, pattern=ROLE_PATTERN)
+    role: str | None = Field(
+        default=None,
+        description="release-manager, operator, viewer, admin or committee-member:<committee>.",
+    )
     reason: str = Field(min_length=1, max_length=2000)
     requested_by: str = Field(pattern=USER_PATTERN)
     trace_id: str = ""
     dev_identity: bool = False
     trust: TrustPolicy = Field(default_factory=TrustPolicy)
+
+    @field_validator("role")
+    @classmethod
+    def _role(cls, value: str | None) -> str | None:
+        return None if value is None else check_role(value)
 
     @model_validator(mode="after")
     def _complete(self) -> AccessChangeRequest:
@@ -196,6 +211,37 @@ class AccessChangeStatus(Record):
     message: str = ""
 
 
+class AccessDecisionOutcome(Record):
+    """What an approval or rejection of an access change did (as `DecisionOutcome` for a release)."""
+
+    change_id: str
+    user: str
+    approve: bool
+    counted: bool = Field(description="False when the same member had already decided the same.")
+    approvals: int
+    rejections: int
+    quorum: int
+    state: str
+    message: str
+
+
+class AccessChangeRow(Record):
+    """One row of `warden access list`: the change and how it ended (or that it waits)."""
+
+    change_id: str
+    kind: str | None = None
+    user: str | None = None
+    role: str | None = None
+    requested_by: str | None = None
+    outcome: str = Field(
+        description="waiting, applied, rejected or expired; terminated and the like when the "
+        "workflow was stopped from outside."
+    )
+    message: str = ""
+    started_at: datetime | None = None
+    closed_at: datetime | None = None
+
+
 class ApplyAccessInput(Record):
     change_id: str
     kind: Literal["grant", "revoke", "config-signoff"]
@@ -206,15 +252,3 @@ class ApplyAccessInput(Record):
     approved_by: list[str]
     version: str | None = None
     digest: str | None = None
-
-
-class AccessChangeSummary(Record):
-    """One row of `warden access list`."""
-
-    change_id: str
-    kind: str | None = None
-    user: str | None = None
-    role: str | None = None
-    requested_by: str | None = None
-    status: str = ""
-    started_at: datetime | None = None

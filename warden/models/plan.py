@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from datetime import timedelta
+from collections.abc import Callable, Mapping
+from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlparse
 
-from pydantic import Field, ValidationError, WithJsonSchema, field_validator, model_validator
+from pydantic import (
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from warden.models.common import Duration, StrictModel, short_repr
 from warden.models.contract import ContractSpec
 from warden.models.flags import FLAG_KEY_PATTERN, FlagRamp
+from warden.models.governance import USER_PATTERN
 from warden.models.metrics import MetricCheck
 from warden.models.signoff import SignoffSpec
 from warden.models.smoke import SmokeCheck
@@ -100,21 +109,10 @@ class Stage(StrictModel):
             raise ValueError(f"{short_repr(value)} has an invalid port") from exc
         return value.rstrip("/")
 
-    @model_validator(mode="after")
-    def _not_empty(self) -> Stage:
-        if not (self.smoke or self.contract or self.checks or self.flags or self.signoff):
-            raise ValueError(
-                f"stage {self.name!r} is empty: give it smoke checks, a contract, checks, flags or a signoff"
-            )
-        names = [c.name for c in self.checks]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"check name(s) used twice: {', '.join(dupes)}")
-        flags = [f.flag for f in self.flags]
-        dupes = sorted({f for f in flags if flags.count(f) > 1})
-        if dupes:
-            raise ValueError(f"flag(s) ramped twice in one stage: {', '.join(dupes)}")
-        return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _every_problem(cls, data: Any, handler: ModelWrapValidatorHandler[Stage]) -> Stage:
+        return with_rule_problems(data, handler, _stage_rules)
 
     @property
     def env(self) -> str:
@@ -189,20 +187,12 @@ class ReleasePlan(StrictModel):
             raise ValueError("a flag is listed twice")
         return value
 
-    @model_validator(mode="after")
-    def _consistent(self) -> ReleasePlan:
-        names = [s.name for s in self.stages]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"duplicate stage name(s): {', '.join(dupes)}")
-        declared = set(self.flags)
-        for stage in self.stages:
-            undeclared = [r.flag for r in stage.flags if r.flag not in declared]
-            if undeclared:
-                raise ValueError(
-                    f"stage {stage.name!r} ramps {', '.join(undeclared)} which the plan's top-level 'flags' does not list"
-                )
-        return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _every_problem(
+        cls, data: Any, handler: ModelWrapValidatorHandler[ReleasePlan]
+    ) -> ReleasePlan:
+        return with_rule_problems(data, handler, _plan_rules)
 
     @property
     def release_id(self) -> str:
@@ -217,6 +207,122 @@ class ReleasePlan(StrictModel):
             if stage.env not in seen:
                 seen.append(stage.env)
         return seen
+
+
+# -- rules across fields, checked on the document as written ------------------------------------
+#
+# A rule that spans fields (duplicate stage names, undeclared flags) used to run only once every
+# field was valid, so fixing one problem revealed the next. These read the raw document, as far
+# as it can be read, and their problems are reported together with the fields' own.
+
+Rule = tuple[tuple[str | int, ...], str]
+
+
+def _texts(values: Any, key: str | None = None) -> list[str]:
+    """The strings in a list (or each item's `key`), skipping what is not text."""
+    if not isinstance(values, list):
+        return []
+    items = [v.get(key) if isinstance(v, dict) else None for v in values] if key else values
+    return [v for v in items if isinstance(v, str)]
+
+
+def _twice(names: list[str]) -> list[str]:
+    return sorted({n for n in names if names.count(n) > 1})
+
+
+def _stage_rules(data: dict[str, Any]) -> list[Rule]:
+    problems: list[Rule] = []
+    gates = [data.get(k) not in (None, []) for k in ("smoke", "checks", "flags")]
+    gates += [data.get(k) is not None for k in ("contract", "signoff")]
+    if not any(gates):
+        name = data.get("name")
+        shown = repr(name) if isinstance(name, str) else "this stage"
+        problems.append(
+            (
+                (),
+                f"stage {shown} is empty: give it smoke checks, a contract, checks, flags or a signoff",
+            )
+        )
+    dupes = _twice(_texts(data.get("checks"), "name"))
+    if dupes:
+        problems.append((("checks",), f"check name(s) used twice: {', '.join(dupes)}"))
+    dupes = _twice(_texts(data.get("flags"), "flag"))
+    if dupes:
+        problems.append((("flags",), f"flag(s) ramped twice in one stage: {', '.join(dupes)}"))
+    return problems
+
+
+def _plan_rules(data: dict[str, Any]) -> list[Rule]:
+    problems: list[Rule] = []
+    stages = data.get("stages")
+    dupes = _twice(_texts(stages, "name"))
+    if dupes:
+        problems.append((("stages",), f"duplicate stage name(s): {', '.join(dupes)}"))
+    declared = data.get("flags", [])
+    if isinstance(declared, list) and isinstance(stages, list):
+        known = set(_texts(declared))
+        for index, stage in enumerate(stages):
+            if not isinstance(stage, dict):
+                continue
+            undeclared = [f for f in _texts(stage.get("flags"), "flag") if f not in known]
+            if undeclared:
+                name = stage.get("name")
+                shown = repr(name) if isinstance(name, str) else f"{index}"
+                problems.append(
+                    (
+                        ("stages", index, "flags"),
+                        f"stage {shown} ramps {', '.join(undeclared)} which the plan's "
+                        "top-level 'flags' does not list",
+                    )
+                )
+    return problems
+
+
+M = TypeVar("M")
+
+
+def with_rule_problems(
+    data: Any, handler: Callable[[Any], M], rules: Callable[[dict[str, Any]], list[Rule]]
+) -> M:
+    """Validate `data`; a rule's problems are reported in the same pass as the fields' own."""
+    found = rules(data) if isinstance(data, dict) else []
+    try:
+        value = handler(data)
+    except ValidationError as exc:
+        if not found:
+            raise
+        errors = [_again(e) for e in exc.errors(include_url=False)]
+        said = {e["msg"].removeprefix("Value error, ") for e in exc.errors(include_url=False)}
+        errors += [_rule_error(loc, text, data) for loc, text in found if text not in said]
+        raise ValidationError.from_exception_data(exc.title, errors) from None
+    if found:
+        raise ValidationError.from_exception_data(
+            type(value).__name__, [_rule_error(loc, text, data) for loc, text in found]
+        )
+    return value
+
+
+def _again(error: Any) -> InitErrorDetails:
+    """A line of a ValidationError, raised again as it was (its message already rendered)."""
+    context = {
+        k: v for k, v in (error.get("ctx") or {}).items() if isinstance(v, str | int | float)
+    }
+    # The context goes back for readers (the pattern of a mismatch). pydantic fills `{key}` for
+    # each context key: a rendered message of these types holds none (only a value error echoes
+    # the input, and its context, an exception, is not kept).
+    return InitErrorDetails(
+        type=PydanticCustomError(error["type"], error["msg"], context or None),
+        loc=tuple(error["loc"]),
+        input=error.get("input"),
+    )
+
+
+def _rule_error(loc: tuple[str | int, ...], text: str, data: Any) -> InitErrorDetails:
+    return InitErrorDetails(
+        type=PydanticCustomError("value_error", "Value error, {error}", {"error": text}),
+        loc=loc,
+        input=data,
+    )
 
 
 def release_id(service: str, version: str) -> str:
@@ -237,7 +343,36 @@ _PATTERN_HINTS = {
     NAME_PATTERN: "use lowercase letters, digits and '-', starting with a letter or digit (e.g. support-desk)",
     VERSION_PATTERN: "use letters, digits and . - _ + (e.g. 1.4.0 or 2026.11.1-rc1)",
     FLAG_KEY_PATTERN: "a flag key: letters, digits and . _ - (e.g. ai.solutions)",
+    USER_PATTERN: "a user name: letters, digits and . _ @ -, starting with a letter or digit",
 }
+_LENGTH_BOUND = re.compile(r"\{0,(\d+)\}\$$")
+
+
+def _pattern_problem(value: Any, pattern: str, fallback: str) -> str:
+    """Why a text does not fit its pattern: too long (saying the limit), or which characters."""
+    hint = _PATTERN_HINTS.get(pattern)
+    bound = _LENGTH_BOUND.search(pattern)
+    if isinstance(value, str) and bound and len(value) > int(bound.group(1)) + 1:
+        limit = int(bound.group(1)) + 1
+        shorter = re.fullmatch(pattern, value[:limit]) is not None
+        return f"{short_repr(value)} is too long: {len(value)} characters, at most {limit}" + (
+            "" if shorter or not hint else f"; {hint}"
+        )
+    return f"{short_repr(value)} is not allowed here" + (f"; {hint}" if hint else f" ({fallback})")
+
+
+def _not_text(value: Any) -> str | None:
+    """For a value that is not text where text belongs: what it is, and to quote it."""
+    if isinstance(value, bool):
+        shown = "true" if value else "false"
+        return f"{shown} is a boolean, not text (YAML also reads yes/no and on/off so); quote it"
+    if isinstance(value, int | float):
+        return f"{value!r} is a number, not text; quote it"
+    if value is None:
+        return "there is no value here (null, ~ or nothing); give one, quoted if it is text"
+    if isinstance(value, date):
+        return f"{value.isoformat()} is a date, not text; quote it"
+    return None
 
 
 #: Problems listed one per line; past this many, one more line says how many were left out.
@@ -278,10 +413,10 @@ def format_validation_error(exc: ValidationError, data: Any = None) -> list[str]
         if err["type"] == "extra_forbidden":
             message = "unknown key"
         elif err["type"] == "string_pattern_mismatch":
-            hint = _PATTERN_HINTS.get(str((err.get("ctx") or {}).get("pattern")))
-            message = f"{short_repr(err['input'])} is not allowed here" + (
-                f"; {hint}" if hint else f" ({message})"
-            )
+            pattern = str((err.get("ctx") or {}).get("pattern"))
+            message = _pattern_problem(err["input"], pattern, message)
+        elif err["type"] == "string_type":
+            message = _not_text(err.get("input")) or message
         line = f"{loc or '(plan)'}: {' '.join(message.splitlines())}"
         lines.append(
             line if len(line) <= MAX_PROBLEM_LENGTH else line[: MAX_PROBLEM_LENGTH - 3] + "..."
@@ -341,6 +476,28 @@ def _one_line(text: str) -> str:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+#: How a number is written when it reads back as itself: YAML 1.1 also reads `010` (octal 8),
+#: `0x1F`, `0b101`, `1_000` and `1:20` (base 60: 80) as integers, which silently changes a
+#: version (`version: 010` would be "8") or a duration (`bake: 1:30` would be 90 seconds).
+_PLAIN_INT = re.compile(r"-?(0|[1-9][0-9]*)", re.ASCII)
+_PLAIN_FLOAT = re.compile(
+    r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)"
+)
+
+
+def _number_kind(text: str) -> str:
+    bare = text.lstrip("+-").lower()
+    if ":" in bare:
+        return "a base-60 number"
+    if "_" in bare:
+        return "a number (YAML drops the '_')"
+    if bare.startswith("0x"):
+        return "a hexadecimal number"
+    if bare.startswith("0b"):
+        return "a binary number"
+    if text.startswith("+"):
+        return "a number (without its '+')"
+    return "an octal number"
 
 
 @cache
@@ -349,6 +506,28 @@ def _plan_loader() -> type:
     import yaml
 
     class PlanLoader(yaml.SafeLoader):
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            #: Numbers YAML reads as a value other than they are written, one line each.
+            self.number_problems: list[str] = []
+
+        def _as_written(self, node: Any, value: Any, plain: re.Pattern[str]) -> Any:
+            text = str(node.value)
+            if node.style is None and not plain.fullmatch(text):
+                mark = node.start_mark
+                self.number_problems.append(
+                    f"line {mark.line + 1}, column {mark.column + 1}: YAML reads {short_repr(text)} "
+                    f"as {_number_kind(text)}, {value!r}, not as written; quote it "
+                    f'("{text}") if it is text, or write {value!r}'
+                )
+            return value
+
+        def construct_yaml_int(self, node: Any) -> Any:
+            return self._as_written(node, super().construct_yaml_int(node), _PLAIN_INT)
+
+        def construct_yaml_float(self, node: Any) -> Any:
+            return self._as_written(node, super().construct_yaml_float(node), _PLAIN_FLOAT)
+
         def construct_object(self, node: Any, deep: bool = False) -> Any:
             try:
                 return super().construct_object(node, deep=deep)
@@ -391,6 +570,8 @@ def _plan_loader() -> type:
             return value
 
     PlanLoader.add_constructor("tag:yaml.org,2002:str", PlanLoader.construct_yaml_str)
+    PlanLoader.add_constructor("tag:yaml.org,2002:int", PlanLoader.construct_yaml_int)
+    PlanLoader.add_constructor("tag:yaml.org,2002:float", PlanLoader.construct_yaml_float)
     return PlanLoader
 
 
@@ -445,8 +626,10 @@ def read_plan(path: str | Path, environ: Mapping[str, str] | None = None) -> tup
     text, problems = expand_env(raw, os.environ if environ is None else environ)
     if problems:
         raise PlanError(source, [_one_line(p) for p in problems])
+    loader = None
     try:
-        data = yaml.load(text, Loader=_plan_loader())  # a SafeLoader subclass
+        loader = _plan_loader()(text)  # a SafeLoader subclass; reading starts here
+        data = loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -460,6 +643,11 @@ def read_plan(path: str | Path, environ: Mapping[str, str] | None = None) -> tup
         raise PlanError(
             source, [_one_line(f"not valid YAML (a value cannot be read: {exc})")]
         ) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    assert loader is not None  # built before anything could be read
+    numbers: list[str] = loader.number_problems[:MAX_PROBLEMS]
     if _too_many_values(data):
         raise PlanError(
             source,
@@ -467,6 +655,12 @@ def read_plan(path: str | Path, environ: Mapping[str, str] | None = None) -> tup
                 f"(plan): the document holds more than {MAX_PLAN_VALUES:,} values once YAML aliases are expanded"
             ],
         )
+    if numbers:
+        try:
+            parse_plan(data, source)
+        except PlanError as exc:  # every problem in one pass: the numbers, then the fields'
+            raise PlanError(source, numbers + exc.problems) from None
+        raise PlanError(source, numbers)
     return text, data
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from temporalio.activity import _Definition as _ActivityDefinition
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -187,8 +188,38 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
         log.info("worker stopped")
 
 
+class ExpectedFailures(logging.Filter):
+    """An activity failure the activity raised on purpose (an `ApplicationError`: a flag that
+    does not exist, a flag backend that is down during a restore, a webhook that refused) is
+    one line; anything else (a bug) keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, ApplicationError):
+            where: dict[str, Any] = getattr(record, "temporal_activity", None) or {}
+            then = "not retried" if error.non_retryable else "retried"
+            message = " ".join(str(error.message).split())
+            record.msg = (
+                f"activity {where.get('activity_type', '?')} failed, {then} (attempt "
+                f"{where.get('attempt', '?')}, {where.get('workflow_id', '?')}): "
+                f"{error.type or 'ApplicationError'}: {message}"
+            )
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """The worker's log: one line per expected activity failure, no line per HTTP request."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    activity_log = logging.getLogger("temporalio.activity")
+    if not any(isinstance(f, ExpectedFailures) for f in activity_log.filters):
+        activity_log.addFilter(ExpectedFailures())
+    for noisy in ("httpx", "httpcore"):  # a line for every probe and every metrics scrape
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging()
     asyncio.run(run_worker(Settings()))

@@ -3,20 +3,29 @@ only when the access committee approves (`AccessChangeWorkflow`)."""
 
 from __future__ import annotations
 
-from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
+from collections.abc import Mapping
+from typing import Any
+
+from temporalio.client import (
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from warden.errors import NotFound
 from warden.models.governance import (
     AccessChangeRequest,
+    AccessChangeRow,
     AccessChangeStatus,
-    AccessChangeSummary,
     AccessDecision,
+    AccessDecisionOutcome,
 )
 from warden.runtime.client import TemporalLink
 from warden.services.flags import short_id
-from warden.services.releases import QUERY_TIMEOUT, RequestRefused
+from warden.services.releases import QUERY_TIMEOUT, RequestRefused, refusal_of, report_refusal
 from warden.services.trust import trust_policy, with_proof
 from workflows.access import AccessChangeWorkflow
 
@@ -67,7 +76,10 @@ class AccessService:
 
     async def decide(
         self, change_id: str, decision: AccessDecision, approve: bool
-    ) -> AccessChangeStatus:
+    ) -> AccessDecisionOutcome:
+        """Approve or reject: the same decision again is counted once (exit 0 for the CLI), a
+        different one from someone who decided already is refused (`AlreadyDecided`); every
+        refusal is audited by the change itself."""
         client = await self.temporal.client()
         handle = client.get_workflow_handle_for(AccessChangeWorkflow.run, change_id)
         try:
@@ -78,34 +90,88 @@ class AccessService:
             raise
         if description.status != WorkflowExecutionStatus.RUNNING:
             raise RequestRefused(f"access change {change_id} has already ended", "Ended")
+        before = await handle.query(AccessChangeWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
         update = AccessChangeWorkflow.approve if approve else AccessChangeWorkflow.reject
         decision = with_proof(
             self.settings, decision, action="approve" if approve else "reject", target=change_id
         )
         try:
-            return await handle.execute_update(update, decision, rpc_timeout=QUERY_TIMEOUT)
+            status = await handle.execute_update(update, decision, rpc_timeout=QUERY_TIMEOUT)
         except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
-            if isinstance(cause, ApplicationError):
-                raise RequestRefused(cause.message, cause.type or "Refused") from None
-            raise RequestRefused(str(cause)) from None
+            message, code = refusal_of(exc)
+            await report_refusal(
+                exc,
+                handle,
+                AccessChangeWorkflow.record_refusal,
+                "approve" if approve else "reject",
+                decision.user,
+                message,
+                dev_identity=decision.dev_identity,
+            )
+            raise RequestRefused(message, code) from None
+        earlier = before.approvals if approve else before.rejections
+        counted = decision.user not in earlier
+        verb = "approval" if approve else "rejection"
+        message = (
+            f"{verb} by {decision.user} recorded"
+            if counted
+            else f"{decision.user} already {'approved' if approve else 'rejected'} it; counted once"
+        )
+        return AccessDecisionOutcome(
+            change_id=change_id,
+            user=decision.user,
+            approve=approve,
+            counted=counted,
+            approvals=len(status.approvals),
+            rejections=len(status.rejections),
+            quorum=status.quorum,
+            state=status.state,
+            message=message,
+        )
 
-    async def list(self, limit: int = 50) -> list[AccessChangeSummary]:
+    async def list(self, limit: int = 50) -> list[AccessChangeRow]:
+        """Access changes, newest first, each with its outcome: from the memo a change writes
+        when it ends; for changes recorded before that, from their result."""
         rows = []
         client = await self.temporal.client()
         async for execution in client.list_workflows(
             "WorkflowType = 'AccessChangeWorkflow'", limit=limit
         ):
             memo = await execution.memo()
+            outcome, message = await _outcome(
+                client.get_workflow_handle_for(AccessChangeWorkflow.run, execution.id),
+                execution,
+                memo,
+            )
             rows.append(
-                AccessChangeSummary(
+                AccessChangeRow(
                     change_id=execution.id,
                     kind=memo.get("kind"),
                     user=memo.get("user"),
                     role=memo.get("role"),
                     requested_by=memo.get("requested_by"),
-                    status=execution.status.name.lower() if execution.status else "",
+                    outcome=outcome,
+                    message=message,
                     started_at=execution.start_time,
+                    closed_at=execution.close_time,
                 )
             )
         return rows
+
+
+async def _outcome(
+    handle: WorkflowHandle[Any, AccessChangeStatus],
+    execution: WorkflowExecution,
+    memo: Mapping[str, Any],
+) -> tuple[str, str]:
+    if execution.status == WorkflowExecutionStatus.RUNNING:
+        return "waiting", ""
+    if "outcome" in memo:
+        return str(memo["outcome"]), str(memo.get("message", ""))
+    if execution.status == WorkflowExecutionStatus.COMPLETED:
+        try:  # the result is in the history: no worker needed
+            result = await handle.result()
+        except (WorkflowFailureError, RPCError):
+            return "completed", ""
+        return result.state, result.message
+    return execution.status.name.lower() if execution.status else "unknown", ""

@@ -26,6 +26,7 @@ from warden.flagstore import (
     FlagBackendError,
     FlagConfigError,
     build_backend,
+    read_flags,
     restore_and_verify,
 )
 from warden.flagstore.flagd_file import FlagdFileBackend, FlagFileUpdate, flag_file, init_flag_file
@@ -44,6 +45,18 @@ from warden.runtime.client import NO_ANSWER, TemporalLink
 from warden.services.releases import ReleaseService
 from warden.settings import Settings
 from workflows.flags import FlagChangeWorkflow, FlagReadWorkflow
+
+#: Ids of the workflows that read flags for `warden flags show` when this machine cannot;
+#: `temporal workflow list --query "WorkflowType != 'FlagReadWorkflow'"` leaves them out.
+FLAG_READ_PREFIX = "flags-read-"
+
+
+@dataclass
+class FlagReading:
+    """Flags as read, and where: `here` (this machine reached the backend) or `workers`."""
+
+    states: list[FlagState]
+    where: Literal["here", "workers"]
 
 
 def short_id() -> str:
@@ -105,18 +118,45 @@ class FlagService:
             result=result, releases_touching=await self.releases_touching(op.flag, op.environment)
         )
 
-    async def read(self, environments: list[str], flags: list[str]) -> list[FlagState]:
-        """Flags as the workers see them (their flag files or flag service)."""
+    def local_backend(self) -> FlagBackend | None:
+        """The flag backend as this machine reaches it, when it can: the flagd files in
+        WARDEN_FLAGS_DIR when that directory is here, or the Unleash server in the settings."""
+        settings = self.settings
+        if settings.flag_backend == "unleash":
+            return build_backend(settings) if settings.unleash_url else None
+        return build_backend(settings) if settings.flags_path.is_dir() else None
+
+    async def read(
+        self, environments: list[str], flags: list[str], *, via_workers: bool = False
+    ) -> FlagReading:
+        """`flags` (or every flag) in `environments` (or every environment there is).
+
+        Read here when this machine reaches the backend itself; otherwise (or `via_workers`)
+        where the workers run, with a short `FlagReadWorkflow` marked `kind: flag-read` in
+        its memo, which `warden release list` never shows."""
+        backend = None if via_workers else self.local_backend()
+        if backend is not None:
+            try:
+                return FlagReading(await read_flags(backend, environments, flags), "here")
+            except FlagConfigError as exc:
+                raise WardenError(str(exc)) from None
+            except FlagBackendError:
+                pass  # not reachable from here (a network the workers are on): ask them
+            finally:
+                await backend.aclose()
         client = await self._worker_client()
         try:
-            return await client.execute_workflow(
+            states = await client.execute_workflow(
                 FlagReadWorkflow.run,
                 FlagReadRequest(environments=environments, flags=flags),
-                id=f"flags-read-{short_id()}",
+                id=f"{FLAG_READ_PREFIX}{short_id()}",
                 task_queue=self.settings.task_queue,
+                memo={"kind": "flag-read"},
+                static_summary="flag read for `warden flags show`",
             )
         except WorkflowFailureError as exc:
             raise WardenError(failure_message(exc)) from None
+        return FlagReading(states, "workers")
 
     async def _worker_client(self) -> Client:
         """The client, once a worker is known to poll: a flag change waits for its workflow,

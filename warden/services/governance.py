@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from warden.errors import WardenError
-from warden.models.governance import ConfigSignoff, GovernanceFile
+from warden.models.governance import AccessGrant, ConfigSignoff, GovernanceFile
 from warden.settings import Settings
 from warden.stores.governance import (
     GovernanceError,
@@ -24,12 +24,15 @@ class UserRoles(BaseModel):
 
 
 class GovernanceView(BaseModel):
-    """The configured file: its version, its sign-off (if any), users with effective roles."""
+    """The configured file: its version, its sign-off (who asked, who approved, when, the change
+    id), users with effective roles, and every approved grant and revocation on top of the file
+    (who, which role, who approved it, when it was applied), in the order applied."""
 
     version: str
     digest: str
     signoff: ConfigSignoff | None = None
     users: list[UserRoles]
+    grants: list[AccessGrant] = []
 
 
 class GovernanceService:
@@ -65,4 +68,5 @@ class GovernanceService:
                 UserRoles(user=u.name, roles=sorted(effective_roles(document, grants, u.name)))
                 for u in document.users
             ],
+            grants=grants,
         )

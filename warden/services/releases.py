@@ -59,6 +59,47 @@ class RequestRefused(Refused):
     """The release refused an approval, rejection, pause, resume or abort; `code` says why."""
 
 
+def refusal_of(exc: WorkflowUpdateFailedError) -> tuple[str, str]:
+    """A refused update's reason and code (the validator's ApplicationError type)."""
+    cause = exc.cause
+    if isinstance(cause, ApplicationError):
+        return cause.message, cause.type or "Refused"
+    return str(cause), "Refused"
+
+
+async def report_refusal(
+    exc: WorkflowUpdateFailedError,
+    handle: WorkflowHandle[Any, Any],
+    signal: Any,
+    request: str,
+    user: str,
+    reason: str,
+    *,
+    dev_identity: bool,
+    stage: str | None = None,
+    request_id: str | None = None,
+) -> None:
+    """Tell the workflow that refused a request about it, for its audit trail: a validator
+    cannot write, so the refused client reports it through the workflow's `signal`. A workflow
+    that refused it in its handler (`decision-proof`) has audited it already, and says so."""
+    cause = exc.cause
+    if isinstance(cause, ApplicationError) and AUDITED in cause.details:
+        return
+    refusal = RefusalRecord(
+        refusal_id=uuid.uuid4().hex,
+        request=request,
+        user=user,
+        reason=reason if len(reason) <= 2000 else reason[:1997] + "...",
+        stage=stage,
+        dev_identity=dev_identity,
+        request_id=request_id,
+    )
+    try:
+        await handle.signal(signal, refusal)
+    except RPCError:
+        pass  # the workflow ended meanwhile; nothing left to protect
+
+
 def new_trace_id() -> str:
     return uuid.uuid4().hex
 
@@ -267,12 +308,18 @@ class ReleaseService:
         try:
             return await handle.execute_update(method, request, rpc_timeout=QUERY_TIMEOUT)
         except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
-            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-            code = (cause.type or "Refused") if isinstance(cause, ApplicationError) else "Refused"
-            if not (isinstance(cause, ApplicationError) and AUDITED in cause.details):
-                # refused by a validator, which cannot write: the refusal is recorded from here
-                await self._record_refusal(handle, name, request, message, stage)
+            message, code = refusal_of(exc)
+            await report_refusal(
+                exc,
+                handle,
+                ReleaseWorkflow.record_refusal,
+                name,
+                request.user,
+                message,
+                dev_identity=request.dev_identity,
+                stage=stage,
+                request_id=request.request_id,
+            )
             raise RequestRefused(message, code) from None
         except RPCError as exc:
             if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE):
@@ -282,25 +329,3 @@ class ReleaseService:
                     f"release {release_id} has already ended", "ReleaseEnded"
                 ) from None
             raise
-
-    async def _record_refusal(
-        self,
-        handle: WorkflowHandle[Any, Any],
-        name: str,
-        request: Any,
-        reason: str,
-        stage: str | None,
-    ) -> None:
-        refusal = RefusalRecord(
-            refusal_id=uuid.uuid4().hex,
-            request=name,
-            user=request.user,
-            reason=reason if len(reason) <= 2000 else reason[:1997] + "...",
-            stage=stage,
-            dev_identity=request.dev_identity,
-            request_id=request.request_id,
-        )
-        try:
-            await handle.signal(ReleaseWorkflow.record_refusal, refusal)
-        except RPCError:
-            pass  # the release ended meanwhile; nothing left to protect

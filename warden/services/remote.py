@@ -30,9 +30,10 @@ from warden.models.audit import AuditBatch, AuditEvent, AuditQuery
 from warden.models.flags import FlagOperation, FlagState, KillSwitchOutcome
 from warden.models.governance import (
     AccessChangeRequest,
+    AccessChangeRow,
     AccessChangeStatus,
-    AccessChangeSummary,
     AccessDecision,
+    AccessDecisionOutcome,
 )
 from warden.models.plan import ReleasePlan
 from warden.models.release import (
@@ -45,6 +46,7 @@ from warden.models.release import (
     ReleaseStatus,
     ReleaseSummary,
 )
+from warden.services.flags import FlagReading
 from warden.services.governance import GovernanceView
 from warden.services.identity import NO_TOKEN, Actor
 from warden.stores.audit import to_csv
@@ -217,11 +219,12 @@ class RemoteFlags:
         body = {"percent": op.percent, "reason": op.reason}
         return self._api.post(f"/flags/{op.environment}/{op.flag}", body, KillSwitchOutcome)
 
-    async def read(self, environments: list[str], flags: list[str]) -> list[FlagState]:
-        body = self._api.call(
-            "GET", "/flags", params=_params({"env": environments, "flag": flags or None})
-        ).json()
-        return TypeAdapter(list[FlagState]).validate_python(body["flags"])
+    async def read(
+        self, environments: list[str], flags: list[str], *, via_workers: bool = False
+    ) -> FlagReading:
+        params = _params({"env": environments or None, "flag": flags or None})
+        body = self._api.call("GET", "/flags", params=params).json()
+        return FlagReading(TypeAdapter(list[FlagState]).validate_python(body["flags"]), "workers")
 
 
 class RemoteAccess:
@@ -254,14 +257,14 @@ class RemoteAccess:
 
     async def decide(
         self, change_id: str, decision: AccessDecision, approve: bool
-    ) -> AccessChangeStatus:
+    ) -> AccessDecisionOutcome:
         verb = "approve" if approve else "reject"
         body = {"comment": decision.comment}
-        return self._api.post(f"/access/changes/{change_id}/{verb}", body, AccessChangeStatus)
+        return self._api.post(f"/access/changes/{change_id}/{verb}", body, AccessDecisionOutcome)
 
-    async def list(self, limit: int = 50) -> list[AccessChangeSummary]:
+    async def list(self, limit: int = 50) -> list[AccessChangeRow]:
         body = self._api.call("GET", "/access/changes", params={"limit": min(limit, 500)}).json()
-        return TypeAdapter(list[AccessChangeSummary]).validate_python(body["changes"])
+        return TypeAdapter(list[AccessChangeRow]).validate_python(body["changes"])
 
 
 class RemoteGovernance:
@@ -277,8 +280,9 @@ class RemoteAudit:
         self._api = api
 
     def query(self, query: AuditQuery) -> list[AuditEvent]:
-        params = query.model_dump(exclude_none=True)
+        params: dict[str, Any] = query.model_dump(exclude_none=True)
         params["limit"] = min(query.limit, 100_000)
+        params["newest"] = "true" if query.newest else "false"
         return self._api.get("/audit/events", AuditBatch, **params).events
 
     def export(self, query: AuditQuery, *, csv: bool) -> tuple[str, int]:

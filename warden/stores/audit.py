@@ -78,7 +78,15 @@ class AuditStore:
         return list(self.iter_query(q))
 
     def iter_query(self, q: AuditQuery) -> Iterator[AuditEvent]:
-        statement = select(audit_events).order_by(audit_events.c.timestamp, audit_events.c.event_id)
+        """Matching events oldest first: the first `limit`, or with `newest` the last `limit`."""
+        if q.newest:
+            yield from reversed(list(self._select(q, newest=True)))
+        else:
+            yield from self._select(q, newest=False)
+
+    def _select(self, q: AuditQuery, *, newest: bool) -> Iterator[AuditEvent]:
+        order = (audit_events.c.timestamp, audit_events.c.event_id)
+        statement = select(audit_events).order_by(*(c.desc() for c in order) if newest else order)
         if q.releaseId:
             statement = statement.where(audit_events.c.release_id == q.releaseId)
         if q.userId:

@@ -19,6 +19,7 @@ from workflows.stop import ReleaseStop, gate_activity
 
 with workflow.unsafe.imports_passed_through():
     from activities.governance import GovernanceActivities
+    from warden.models.common import format_time
     from warden.models.plan import Stage
     from warden.models.release import (
         ChecklistKey,
@@ -32,6 +33,20 @@ with workflow.unsafe.imports_passed_through():
     from warden.models.signoff import Decision, Members, MembersInput, SignoffState
     from workflows import policies
     from workflows.common import require_payload
+
+
+def waiting_step(stage: str, gate: SignoffState) -> str:
+    """The current step while a stage waits: what it needs, from whom, and how much it has."""
+    plural = "" if gate.quorum == 1 else "s"
+    step = (
+        f"waiting for sign-off of {stage}: needs {gate.quorum} approval{plural} from "
+        f"{', '.join(gate.members)} ({len(gate.approvals)} so far)"
+    )
+    covered = {role for d in gate.approvals for role in gate.member_roles.get(d.user, [])}
+    missing = [role for role in gate.required_roles if role not in covered]
+    if missing:
+        step += f"; among them a {' and a '.join(missing)} approver"
+    return step
 
 
 class SignoffGate:
@@ -99,9 +114,7 @@ class SignoffGate:
         status.signoff = gate
         status.state = StageState.WAITING_APPROVAL
         ledger.status.state = ReleaseState.WAITING_APPROVAL
-        ledger.step(
-            f"waiting for sign-off of {stage.name} ({spec.quorum} of {len(members.members)})"
-        )
+        ledger.step(waiting_step(stage.name, gate))
         ledger.publish()
         await ledger.audit(
             "signoff.requested",
@@ -117,14 +130,14 @@ class SignoffGate:
             f"signoff:{stage.name}",
             f"Sign-off needed: {ledger.release_id} at {stage.name}",
             f"{spec.quorum} approval(s) needed from {', '.join(members.members)} by "
-            f"{deadline_at.isoformat()}. Evidence: `warden release status {ledger.release_id}`. "
+            f"{format_time(deadline_at)}. Evidence: `warden release status {ledger.release_id}`. "
             f"Approve: `warden release approve {ledger.release_id} --stage {stage.name} --as <you>`",
             audience=["committee"],
             stage=stage.name,
         )
         ledger.note(
             "signoff.requested",
-            f"waiting for {spec.quorum} approval(s) by {deadline_at.isoformat()}",
+            f"waiting for {spec.quorum} approval(s) by {format_time(deadline_at)}",
             stage=stage.name,
         )
 
@@ -138,7 +151,7 @@ class SignoffGate:
                     f"signoff-escalation:{stage.name}",
                     f"Sign-off deadline near: {ledger.release_id} at {stage.name}",
                     f"{len(gate.approvals)} of {spec.quorum} approval(s) so far; the stage is "
-                    f"rejected automatically at {deadline_at.isoformat()}.",
+                    f"rejected automatically at {format_time(deadline_at)}.",
                     severity="warning",
                     audience=["committee", "owner"],
                     stage=stage.name,
@@ -257,6 +270,15 @@ class SignoffGate:
                 type="NotAMember",
                 non_retryable=True,
             )
+        previous = next((d for d in gate.decisions if d.user == request.user), None)
+        if previous is not None and previous.approve != approve:
+            # The same decision again is answered (counted once); the other one is refused.
+            earlier = "approved" if previous.approve else "rejected"
+            raise ApplicationError(
+                f"{request.user} already {earlier} {stage.name} and cannot {verb} it now: "
+                "each member decides once",
+                type="AlreadyDecided",
+            )
         if gate.deadline_at is not None and workflow.now() >= gate.deadline_at:
             raise ApplicationError(
                 f"the sign-off deadline of {stage.name} has passed",
@@ -269,7 +291,8 @@ class SignoffGate:
             )
 
     async def decide(self, request: DecisionRequest, approve: bool) -> DecisionOutcome:
-        """Count a member's decision once; a second one from the same member is recorded, not counted."""
+        """Count a member's decision once; the same decision again is recorded as a duplicate,
+        not counted (the validator refuses a different one)."""
         gate = self._ledger.stage(request.stage).signoff
         assert gate is not None  # the validator guarantees it
         previous = next((d for d in gate.decisions if d.user == request.user), None)
@@ -289,13 +312,15 @@ class SignoffGate:
         stage = self._ledger.input.plan.stage(request.stage)
         assert stage is not None
         decided = self.decision(stage)
+        if counted and decided is None and gate.outcome is None:
+            self._ledger.step(waiting_step(stage.name, gate))  # state only, no command
         if counted:
             message = (
                 f"{verb} by {request.user} recorded ({len(gate.approvals)}/{gate.quorum} approvals)"
             )
         else:
             earlier = "approved" if previous and previous.approve else "rejected"
-            message = f"{request.user} already decided this stage ({earlier}); counted once"
+            message = f"{request.user} already {earlier} this stage; counted once"
         await self._ledger.record(
             f"signoff.{verb}",
             "accepted" if counted else "duplicate",

@@ -24,7 +24,12 @@ from warden.api.models import (
     SignoffCreate,
 )
 from warden.api.responses import errors
-from warden.models.governance import AccessChangeRequest, AccessChangeStatus, AccessDecision
+from warden.models.governance import (
+    AccessChangeRequest,
+    AccessChangeStatus,
+    AccessDecision,
+    AccessDecisionOutcome,
+)
 from warden.services.governance import GovernanceView
 from warden.stores.governance import Principal
 
@@ -100,7 +105,7 @@ async def get_access_change(
 
 async def _decide(
     access: Access, change_id: str, principal: Principal, body: AccessDecisionCreate, approve: bool
-) -> AccessChangeStatus:
+) -> AccessDecisionOutcome:
     decision = AccessDecision(
         user=principal.name, comment=body.comment, dev_identity=principal.dev_identity
     )
@@ -109,26 +114,26 @@ async def _decide(
 
 @router.post(
     "/access/changes/{change_id}/approve",
-    response_model=AccessChangeStatus,
+    response_model=AccessDecisionOutcome,
     summary="Approve an access change",
     responses=errors(401, 403, 404, 409, 422, 503, conflict=_REFUSED),
 )
 async def approve_access_change(
     change_id: ChangeId, body: AccessDecisionCreate, principal: CanDecideAccess, access: Access
-) -> AccessChangeStatus:
+) -> AccessDecisionOutcome:
     """As the caller: not the requester, nor the person whose access it changes."""
     return await _decide(access, change_id, principal, body, approve=True)
 
 
 @router.post(
     "/access/changes/{change_id}/reject",
-    response_model=AccessChangeStatus,
+    response_model=AccessDecisionOutcome,
     summary="Reject an access change",
     responses=errors(401, 403, 404, 409, 422, 503, conflict=_REFUSED),
 )
 async def reject_access_change(
     change_id: ChangeId, body: AccessDecisionCreate, principal: CanDecideAccess, access: Access
-) -> AccessChangeStatus:
+) -> AccessDecisionOutcome:
     """As the caller; a rejection needs a comment, and nothing is changed."""
     return await _decide(access, change_id, principal, body, approve=False)
 

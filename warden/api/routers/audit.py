@@ -8,20 +8,21 @@ with the stored event and writes nothing.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BeforeValidator, WithJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 from warden.api.deps import AuditTrail, CanReadAudit, CanWriteAudit
 from warden.api.models import ID_PATTERN, AuditEventPost
 from warden.api.responses import errors
 from warden.api.state import api_state
-from warden.api.strict import IsoDatetime
-from warden.models.audit import AuditBatch, AuditEvent, AuditQuery
+from warden.models.audit import TIME_FORMS, AuditBatch, AuditEvent, AuditQuery, parse_time
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -32,6 +33,31 @@ class CsvResponse(Response):
     media_type = "text/csv; charset=utf-8"
 
 
+#: `?since=2026-11-01T13:00+01:00` written without encoding `+` as %2B arrives with a space.
+_PLUS_AS_SPACE = re.compile(r"(\d{2}:\d{2}(?::\d{2})?(?:[.,]\d+)?) (\d{2}(?::?\d{2})?)$")
+
+
+def _time_value(end_of_day: bool) -> Callable[[object], datetime]:
+    def read(value: object) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f"use {TIME_FORMS}")
+        value = _PLUS_AS_SPACE.sub(r"\1+\2", value.strip())
+        return parse_time(value, end_of_day=end_of_day)  # the CLI's parser: the same forms
+
+    return read
+
+
+_TIME_SCHEMA = WithJsonSchema(
+    {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]}
+)
+#: A date (the start of that day), or a date and time; no zone = UTC.
+Since = Annotated[datetime, BeforeValidator(_time_value(end_of_day=False)), _TIME_SCHEMA]
+#: Inclusive; a date alone covers that whole day.
+Until = Annotated[datetime, BeforeValidator(_time_value(end_of_day=True)), _TIME_SCHEMA]
+
+
 def audit_filters(default_limit: int) -> Callable[..., AuditQuery]:
     """The query parameters every audit read takes; `limit` defaults to `default_limit`."""
 
@@ -40,14 +66,29 @@ def audit_filters(default_limit: int) -> Callable[..., AuditQuery]:
         userId: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
         action: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
         since: Annotated[
-            IsoDatetime | None,
-            Query(description="ISO 8601, e.g. 2026-01-31T12:00:00Z (no zone = UTC)."),
+            Since | None,
+            Query(
+                description="From this time: a date (from its start) or a date and time, e.g. "
+                "2026-11-01, 2026-11-01T12:00:00Z, 2026-11-01 13:00+01:00 (no zone = UTC)."
+            ),
         ] = None,
-        until: Annotated[IsoDatetime | None, Query(description="ISO 8601; inclusive.")] = None,
+        until: Annotated[
+            Until | None,
+            Query(
+                description="Up to this time, inclusive: a date (to its end) or a date and time, "
+                "as for since."
+            ),
+        ] = None,
         traceId: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
         limit: Annotated[
             int, Query(ge=1, le=MAX_LIMIT, description="At most this many events, oldest first.")
         ] = default_limit,
+        newest: Annotated[
+            bool,
+            Query(
+                description="The newest `limit` events (still oldest first) instead of the oldest."
+            ),
+        ] = False,
     ) -> AuditQuery:
         return AuditQuery(
             releaseId=releaseId,
@@ -57,6 +98,7 @@ def audit_filters(default_limit: int) -> Callable[..., AuditQuery]:
             until=until,
             traceId=traceId,
             limit=limit,
+            newest=newest,
         )
 
     return filters

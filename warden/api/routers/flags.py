@@ -15,7 +15,6 @@ from warden.models.plan import NAME_PATTERN
 
 router = APIRouter(prefix="/flags", tags=["flags"])
 
-DEFAULT_ENVIRONMENTS = ["dev", "staging", "pilot", "production"]
 #: Environment names become flag file names: plain names only, never a path.
 Environment = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 FlagKey = Annotated[str, StringConstraints(pattern=FLAG_KEY_PATTERN)]
@@ -26,12 +25,14 @@ async def read_flags(
     principal: CanViewFlags,
     flags: Flags,
     env: Annotated[
-        list[Environment] | None, Query(description="Environment(s); default all four.")
+        list[Environment] | None,
+        Query(description="Environment(s); default every environment there are flags for."),
     ] = None,
     flag: Annotated[list[FlagKey] | None, Query(description="Only these flags.")] = None,
 ) -> FlagList:
-    """The flags' current state in each environment, read where the workers run."""
-    return FlagList(flags=await flags.read(env or DEFAULT_ENVIRONMENTS, flag or []))
+    """The flags' current state in each environment (default: every environment there are flags
+    for), read where this API reaches the flag backend, else where the workers run."""
+    return FlagList(flags=(await flags.read(env or [], flag or [])).states)
 
 
 @router.post(

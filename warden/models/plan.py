@@ -16,6 +16,7 @@ from warden.models.common import Duration, StrictModel, short_repr
 from warden.models.contract import ContractSpec
 from warden.models.flags import FLAG_KEY_PATTERN, FlagRamp
 from warden.models.metrics import MetricCheck
+from warden.models.reports import ReportsSpec
 from warden.models.signoff import SignoffSpec
 from warden.models.smoke import SmokeCheck
 
@@ -82,6 +83,10 @@ class Stage(StrictModel):
         default=None, description="Committee sign-off (item 4), the stage's last gate."
     )
     bake: Duration = Field(default=timedelta(0), description="Guarded soak after the flag steps.")
+    pilot: bool | None = Field(
+        default=None,
+        description="A pilot stage: daily pilot health reports while it runs, and a go/no-go at its sign-off; default: the stage named pilot.",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -124,6 +129,10 @@ class Stage(StrictModel):
     def is_production(self) -> bool:
         return self.env in PRODUCTION_ENVIRONMENTS
 
+    @property
+    def is_pilot(self) -> bool:
+        return self.pilot if self.pilot is not None else self.name == "pilot"
+
     def guard_checks(self) -> list[MetricCheck]:
         return [c for c in self.checks if "guard" in c.phases]
 
@@ -158,6 +167,10 @@ class ReleasePlan(StrictModel):
     )
     rollback: RollbackSpec = Field(
         default_factory=RollbackSpec, description="What a rollback restores."
+    )
+    reports: ReportsSpec = Field(
+        default_factory=ReportsSpec,
+        description="The go/no-go and pilot health reports (docs/reports.md).",
     )
     stages: list[Stage] = Field(
         min_length=1, description="In order; each must pass before the next starts."
@@ -202,7 +215,22 @@ class ReleasePlan(StrictModel):
                 raise ValueError(
                     f"stage {stage.name!r} ramps {', '.join(undeclared)} which the plan's top-level 'flags' does not list"
                 )
+        for name in self.reports.go_no_go.stages or []:
+            named = self.stage(name)
+            if named is None:
+                raise ValueError(f"reports.go_no_go.stages names {name!r}, which is not a stage")
+            if named.signoff is None:
+                raise ValueError(
+                    f"reports.go_no_go.stages names {name!r}, which has no signoff to report to"
+                )
         return self
+
+    def go_no_go_stages(self) -> list[str]:
+        """Stages whose sign-off gets a go/no-go report: the plan's list, else the pilot stages."""
+        listed = self.reports.go_no_go.stages
+        if listed is not None:
+            return list(listed)
+        return [s.name for s in self.stages if s.is_pilot and s.signoff is not None]
 
     @property
     def release_id(self) -> str:

@@ -359,7 +359,9 @@ def go_no_go(
         for k in measured
         if k.status == "missed"
     ]
-    no_data: list[tuple[str, list[str]]] = [(f"KPI {k.check} has no measurement", []) for k in measured if k.status == "no-data"]
+    no_data: list[tuple[str, list[str]]] = [
+        (f"KPI {k.check} has no measurement", []) for k in measured if k.status == "no-data"
+    ]
     add("kpi-missed", missed)
     add("kpi-no-data", no_data)
     block("kpi-missed", missed)

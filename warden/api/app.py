@@ -18,7 +18,7 @@ from temporalio.client import Client
 from warden import __version__
 from warden.api.context import RequestContextMiddleware
 from warden.api.errors import install_error_handlers
-from warden.api.routers import audit, dev, ops, releases, system
+from warden.api.routers import audit, dev, ops, releases, reports, system
 from warden.api.state import ApiState
 from warden.api.strict import reject_unknown_query
 from warden.settings import Settings
@@ -67,6 +67,10 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         openapi_tags=[
             {"name": "releases", "description": "Start, look at, decide on and control releases."},
             {"name": "audit", "description": "Audit events: accept, query, export."},
+            {
+                "name": "reports",
+                "description": "Go/no-go, pilot health, release notes, retrospective, governance review.",
+            },
             {"name": "ops", "description": "Operational endpoints (WARDEN_OPS_ENDPOINTS)."},
             {"name": "dev", "description": "Dev endpoints (WARDEN_DEV_ENDPOINTS)."},
             {"name": "system", "description": "Health and metrics."},
@@ -78,6 +82,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.include_router(system.router)
     app.include_router(releases.router)
     app.include_router(audit.router)
+    app.include_router(reports.router)
     app.include_router(ops.router, include_in_schema=settings.ops_endpoints_enabled)
     app.include_router(dev.router, include_in_schema=settings.dev_endpoints_enabled)
     return app

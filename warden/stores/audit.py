@@ -207,7 +207,8 @@ class AuditStore:
             seconds = (func.julianday(pairs.c.at) - func.julianday(pairs.c.previous)) * 86400.0
         statement = (
             select(pairs.c.previous, pairs.c.at)
-            .where(pairs.c.previous.is_not(None), seconds >= minutes * 60)
+            # a millisecond of slack: julianday() differences are floating point
+            .where(pairs.c.previous.is_not(None), seconds >= minutes * 60 - 0.001)
             .order_by(pairs.c.at)
         )
         bounds = select(func.min(ts), func.max(ts)).where(*inside)

@@ -245,7 +245,10 @@ async def run(quick: bool = False) -> BenchResult:
                 max(r_times) <= REVIEW_TARGET_S,
             ),
         ],
-        notes=[f"stored sizes (bytes): {g['sizes']}", f"readiness score of the release: {g['score']}"],
+        notes=[
+            f"stored sizes (bytes): {g['sizes']}",
+            f"readiness score of the release: {g['score']}",
+        ],
     )
     result.seconds = time.monotonic() - began
     return result

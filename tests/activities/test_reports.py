@@ -80,7 +80,9 @@ def _event(at: datetime, action: str, result: str, user: str, **fields: Any) -> 
         eventId=str(uuid.uuid4()),
         userId=user,
         action=action,
-        entity=fields.pop("entity", f"access:change-{user}" if action.startswith("access.") else "x"),
+        entity=fields.pop(
+            "entity", f"access:change-{user}" if action.startswith("access.") else "x"
+        ),
         result=result,
         timestamp=at,
         details=fields,
@@ -316,7 +318,9 @@ def _record(plan: Any, runs: list[MetricRun]) -> ReleaseRecord:
 
 def test_a_clean_pilot_scores_100_and_says_go() -> None:
     plan = _plan()
-    report = go_no_go(_record(plan, [_guard_run(plan, [0.01, 0.02])]), _status(plan), "pilot", [], [])
+    report = go_no_go(
+        _record(plan, [_guard_run(plan, [0.01, 0.02])]), _status(plan), "pilot", [], []
+    )
     assert (report.score, report.recommendation) == (100, "go")
     assert report.deductions == [] and report.blocking == []
     assert [(k.check, k.status) for k in report.kpis] == [("error-rate", "met")]
@@ -369,11 +373,22 @@ def test_every_rubric_rule_is_documented() -> None:
 def test_markdown_html_and_json_carry_the_same_facts() -> None:
     plan = _plan(blocking=["guard-breach"])
     alert = Alert(check="error-rate", stage="pilot", since=NOV, message="breached", active=False)
-    report = go_no_go(_record(plan, [_guard_run(plan, [0.01, 0.4])]), _status(plan, [alert]), "pilot", [], [])
-    md, page, data = render(report, "md"), render(report, "html"), json.loads(render(report, "json"))
+    report = go_no_go(
+        _record(plan, [_guard_run(plan, [0.01, 0.4])]), _status(plan, [alert]), "pilot", [], []
+    )
+    md, page, data = (
+        render(report, "md"),
+        render(report, "html"),
+        json.loads(render(report, "json")),
+    )
     jsonschema_rs.validator_for(report_json_schema(ReportKind.GO_NO_GO)).validate(data)
     assert data["score"] == report.score and data["recommendation"] == "no-go"
-    for fact in [f"{report.score}/100", "NO-GO", *(d.rule for d in report.deductions), "error-rate"]:
+    for fact in [
+        f"{report.score}/100",
+        "NO-GO",
+        *(d.rule for d in report.deductions),
+        "error-rate",
+    ]:
         assert fact in md and fact in page, fact
     assert "<svg" in page and "matplotlib" in page  # the chart is drawn by the plotting library
     assert "<svg" not in md

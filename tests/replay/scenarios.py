@@ -29,12 +29,12 @@ from warden.models.release import (
     ReleaseInput,
     ReleaseState,
 )
+from warden.models.reports import GovernanceReviewInput, PilotHealthInput
 from warden.runtime.client import TemporalLink
 from warden.services.releases import ReleaseService, RequestRefused
 from warden.settings import Settings
 from workflows.access import AccessChangeWorkflow
 from workflows.flags import FlagChangeWorkflow
-from warden.models.reports import GovernanceReviewInput, PilotHealthInput
 from workflows.release import ReleaseWorkflow
 from workflows.reports import GovernanceReviewWorkflow, PilotHealthWorkflow
 

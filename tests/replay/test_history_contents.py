@@ -246,9 +246,7 @@ def test_the_go_no_go_is_built_before_anyone_decides() -> None:
     )
     assert built < first_update
     notices = [
-        _decode(p, dict)
-        for n, p in recorded("release_go_no_go").activities
-        if n == "send_notice"
+        _decode(p, dict) for n, p in recorded("release_go_no_go").activities if n == "send_notice"
     ]
     signoff = next(n for n in notices if n["key"].endswith(":signoff:pilot"))
     assert "Go/no-go: Go: readiness 100/100" in signoff["text"]

@@ -143,16 +143,9 @@ class ReportBuilder:
             lambda: self.store.query(AuditQuery(releaseId=release_id, limit=1_000_000))
         )
 
-    async def go_no_go(
-        self,
-        release_id: str,
-        stage: str | None = None,
-        *,
-        record: ReleaseRecord | None = None,
-        status: ReleaseStatus | None = None,
-    ) -> GoNoGoReport:
-        record = record or await self.record(release_id)
-        status = status or await self.status(release_id)
+    async def go_no_go(self, release_id: str, stage: str | None = None) -> GoNoGoReport:
+        record = await self.record(release_id)
+        status = await self.status(release_id)
         if stage is None:
             candidates = record.plan.go_no_go_stages() or [
                 s.name for s in record.plan.stages if s.signoff is not None

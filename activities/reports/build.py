@@ -264,7 +264,7 @@ def go_no_go(
         times = max(len(shown), counted.get(line.check, 0))
         if not times:
             continue
-        normal = _range(line)
+        normal = line.normal()
         evidence = [
             f"{p.at.isoformat()} {line.check}={_fmt(p.value)} (normal {normal})" for p in shown
         ]
@@ -435,16 +435,6 @@ def go_no_go(
         guards=guards,
         signoff=signoff,
     )
-
-
-def _range(line: CheckSeries) -> str:
-    if line.min is not None and line.max is not None:
-        return f"{line.min:g}..{line.max:g}"
-    if line.max is not None:
-        return f"<= {line.max:g}"
-    if line.min is not None:
-        return f">= {line.min:g}"
-    return "?"
 
 
 # -- pilot health --------------------------------------------------------------------------------

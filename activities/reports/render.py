@@ -142,7 +142,7 @@ def _go_no_go(r: GoNoGoReport) -> tuple[str, list[Block]]:
                 [
                     g.stage,
                     g.check,
-                    _normal(g),
+                    g.normal(),
                     str(len(g.points)),
                     str(g.breaches),
                     _num(g.points[-1].value) if g.points else "n/a",
@@ -164,16 +164,6 @@ def _go_no_go(r: GoNoGoReport) -> tuple[str, list[Block]]:
         Para(r.signoff or "no sign-off state yet"),
     ]
     return f"Go/no-go: {r.release_id} at {r.stage}", blocks
-
-
-def _normal(line: CheckSeries) -> str:
-    if line.min is not None and line.max is not None:
-        return f"{line.min:g}..{line.max:g}"
-    if line.max is not None:
-        return f"<= {line.max:g}"
-    if line.min is not None:
-        return f">= {line.min:g}"
-    return "-"
 
 
 def _pilot_health(r: PilotHealthReport) -> tuple[str, list[Block]]:

@@ -119,6 +119,8 @@ async def test_a_breach_that_recovers_lowers_the_score_and_a_blocking_item_says_
     )
     result = await handle.result()
     assert result.outcome == ReleaseState.ROLLED_BACK
+    address = worker.service_client.config.target_host
+    assert f"pilot-health-{plan.release_id}" not in await _schedules(env, address)
     assert entries(settings.release_log_path) == [(plan.release_id, result_run(handle))]
     log = settings.release_log_path.read_text()
     assert "alert channel-down in pilot" in log and "rolled_back" in log
@@ -242,3 +244,82 @@ async def test_a_contract_failure_in_staging_never_reaches_pilot(
     # the retrospective is written all the same, once
     assert entries(settings.release_log_path) == [(plan.release_id, result_run(handle))]
     assert "contract tests failed in staging" in settings.release_log_path.read_text()
+
+
+async def test_a_cancelled_release_removes_its_schedule_and_writes_its_retrospective(
+    worker: Client, settings: Settings, desks: Callable[..., Desk]
+) -> None:
+    desk = desks("pilot")
+    plan = release_plan(flags=["ai.solutions"], stages=[_pilot(desk, "60s")])
+    handle = await start(worker, settings, plan)
+    address = worker.service_client.config.target_host
+    env = cli_env(settings, worker)
+    schedule_id = f"pilot-health-{plan.release_id}"
+    await wait_status(
+        handle, lambda s: any(f.state == "baking" for f in _pilot_status(s).flag_steps)
+    )
+    assert schedule_id in await _schedules(env, address)
+    await handle.cancel()
+    for _ in range(300):
+        described = await handle.describe()
+        if described.status is not None and described.status.name != "RUNNING":
+            break
+        await asyncio.sleep(0.2)
+    assert schedule_id not in await _schedules(env, address)
+    assert entries(settings.release_log_path) == [(plan.release_id, result_run(handle))]
+    assert "workflow cancelled" in settings.release_log_path.read_text()
+
+
+async def test_the_monthly_governance_review_is_scheduled_and_built_on_demand(
+    worker: Client, settings: Settings
+) -> None:
+    env = cli_env(settings, worker)
+    address = worker.service_client.config.target_host
+    temporal = str(find_binary("temporal"))
+    try:
+        code, out, err = await run_tool(WARDEN, "governance", "review", "--schedule", env=env)
+        assert code == 0, err
+        assert out.strip() == "schedule governance-review-monthly created (0 6 1 * *)"
+        code, out, err = await run_tool(
+            WARDEN, "governance", "review", "--schedule", "--cron", "0 7 1 * *", env=env
+        )
+        assert (code, out.strip()) == (0, "schedule governance-review-monthly updated (0 7 1 * *)")
+        assert "governance-review-monthly" in await _schedules(env, address)
+        code, _, err = await run_tool(
+            temporal,
+            "schedule",
+            "trigger",
+            "--schedule-id",
+            "governance-review-monthly",
+            "--address",
+            address,
+            env=env,
+        )
+        assert code == 0, err
+        reviews = settings.artifacts_path / "reports" / "governance"
+        for _ in range(300):
+            if list(reviews.glob("review-*.md")):
+                break
+            await asyncio.sleep(0.2)
+        [stored] = list(reviews.glob("review-*.md"))
+        assert "## Audit log summary" in stored.read_text()
+    finally:
+        await run_tool(
+            temporal,
+            "schedule",
+            "delete",
+            "--schedule-id",
+            "governance-review-monthly",
+            "--address",
+            address,
+            env=env,
+        )
+    code, out, err = await run_tool(
+        WARDEN, "report", "governance-review", "--month", "2026-11", "--format", "json", env=env
+    )
+    assert code == 0, err
+    assert json.loads(out)["month"] == "2026-11"
+    code, out, err = await run_tool(
+        WARDEN, "report", "governance-review", "--month", "2026-13", env=env
+    )
+    assert code == 2 and err.startswith("warden: error:") and out == ""

@@ -159,6 +159,16 @@ class CheckSeries(Record):
     def breaches(self) -> int:
         return sum(1 for p in self.points if p.breached)
 
+    def normal(self) -> str:
+        """The normal range as a person reads it: `<= 0.05`, `>= 1`, `0.1..0.9`."""
+        if self.min is not None and self.max is not None:
+            return f"{self.min:g}..{self.max:g}"
+        if self.max is not None:
+            return f"<= {self.max:g}"
+        if self.min is not None:
+            return f">= {self.min:g}"
+        return "-"
+
 
 class AuditRef(Record):
     """An audit event a report cites as evidence."""
@@ -463,4 +473,4 @@ class GovernanceReviewInput(Record):
     month: str | None = None
 
 
-MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+MONTH_PATTERN = r"^(19|2[0-9])[0-9]{2}-(0[1-9]|1[0-2])$"

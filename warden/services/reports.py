@@ -51,7 +51,7 @@ ReleaseReport = GoNoGoReport | PilotHealthReport | ReleaseNotes | Retrospective
 
 def check_month(month: str) -> str:
     if not re.fullmatch(MONTH_PATTERN, month):
-        raise WardenError(f"month {month!r} is not YYYY-MM (e.g. 2026-11)")
+        raise WardenError(f"month {month!r} is not YYYY-MM between 1900 and 2999 (e.g. 2026-11)")
     return month
 
 

@@ -138,6 +138,7 @@ def review(runs: int, rows: int) -> dict[str, object]:
     from warden.models.audit import AuditEvent
     from warden.stores.audit import AuditStore
 
+    # what a busy month holds: mostly release steps, a few denials, access changes rare
     actions = [
         ("stage.promoted", "promoted"),
         ("flag.changed", "applied"),
@@ -145,8 +146,6 @@ def review(runs: int, rows: int) -> dict[str, object]:
         ("contract.result", "failed"),
         ("signoff.approval", "accepted"),
         ("api.denied", "forbidden"),
-        ("access.requested", "waiting"),
-        ("access.applied", "applied"),
         ("checks.result", "passed"),
     ]
     users = [f"user-{i}" for i in range(40)]
@@ -161,6 +160,8 @@ def review(runs: int, rows: int) -> dict[str, object]:
             # every 5,000th event is followed by a quiet stretch of ten minutes
             at += spacing + (timedelta(minutes=10) if i % 5000 == 4999 else timedelta(0))
             action, result = actions[rng.randrange(len(actions))]
+            if i % 1000 == 0:
+                action, result = ("access.requested", "waiting")
             batch.append(
                 AuditEvent(
                     eventId=str(uuid.UUID(int=rng.getrandbits(128))),

@@ -15,6 +15,7 @@ from warden.models.reports import REPORT_FORMATS, ReportKind, report_json_schema
 from warden.services.reports import (
     DEFAULT_REVIEW_CRON,
     ReportService,
+    check_kind,
     check_month,
 )
 
@@ -132,11 +133,21 @@ def governance_review(month: str, fmt: str, output: Path | None) -> None:
     _emit(service.render(review, fmt), output)
 
 
+def _kind(ctx: click.Context, param: click.Parameter, value: str) -> ReportKind:
+    from warden.errors import WardenError
+
+    try:
+        return check_kind(value)
+    except WardenError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
 @report.command(name="schema")
-@click.argument("kind", type=click.Choice([k.value for k in ReportKind]))
-def schema(kind: str) -> None:
-    """The JSON Schema of a report's JSON form."""
-    click.echo(json.dumps(report_json_schema(ReportKind(kind)), indent=2))
+@click.argument("kind", metavar="KIND", callback=_kind)
+def schema(kind: ReportKind) -> None:
+    """The JSON Schema of a report's JSON form (KIND: go-no-go, pilot-health, release-notes,
+    retrospective, governance-review)."""
+    click.echo(json.dumps(report_json_schema(kind), indent=2))
 
 
 @click.command(name="review")

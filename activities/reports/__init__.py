@@ -9,6 +9,7 @@ from activities.reports.activities import (
     ReportBuilder,
     pilot_schedule_id,
     report_name,
+    upsert_schedule,
 )
 
 __all__ = [
@@ -19,4 +20,5 @@ __all__ = [
     "ReportBuilder",
     "pilot_schedule_id",
     "report_name",
+    "upsert_schedule",
 ]

@@ -74,6 +74,27 @@ def pilot_schedule_id(release_id: str) -> str:
     return f"pilot-health-{release_id}"
 
 
+async def upsert_schedule(client: Client, schedule_id: str, schedule: Schedule) -> str:
+    """Create the schedule, or replace the one with that id: 'created' or 'updated'."""
+    try:
+        await client.create_schedule(schedule_id, schedule)
+        return "created"
+    except ScheduleAlreadyRunningError:
+
+        def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
+            return ScheduleUpdate(schedule=schedule)
+
+        await client.get_schedule_handle(schedule_id).update(replace)
+        return "updated"
+
+
+def _no_schedules(schedule_id: str) -> ScheduleResult:
+    """The time-skipping test server has no schedules: said, not failed."""
+    return ScheduleResult(
+        schedule_id=schedule_id, done=False, message="this Temporal server has no schedules"
+    )
+
+
 def report_name(kind: ReportKind, stage: str | None = None, at: datetime | None = None) -> str:
     """The file name of a stored report (without extension)."""
     if kind == ReportKind.GO_NO_GO:
@@ -454,23 +475,12 @@ class ReportActivities:
             ),
         )
         try:
-            await client.create_schedule(schedule_id, schedule)
-            return ScheduleResult(schedule_id=schedule_id, done=True, message="created")
-        except ScheduleAlreadyRunningError:
-
-            def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
-                return ScheduleUpdate(schedule=schedule)
-
-            await client.get_schedule_handle(schedule_id).update(replace)
-            return ScheduleResult(schedule_id=schedule_id, done=True, message="updated")
+            done = await upsert_schedule(client, schedule_id, schedule)
         except RPCError as exc:
             if exc.status == RPCStatusCode.UNIMPLEMENTED:
-                return ScheduleResult(
-                    schedule_id=schedule_id,
-                    done=False,
-                    message="this Temporal server has no schedules",
-                )
+                return _no_schedules(schedule_id)
             raise
+        return ScheduleResult(schedule_id=schedule_id, done=True, message=done)
 
     @activity.defn(name="delete_pilot_schedule")
     async def delete_pilot_schedule(self, request: ReportRequest) -> ScheduleResult:
@@ -482,11 +492,7 @@ class ReportActivities:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 return ScheduleResult(schedule_id=schedule_id, done=True, message="already gone")
             if exc.status == RPCStatusCode.UNIMPLEMENTED:
-                return ScheduleResult(
-                    schedule_id=schedule_id,
-                    done=False,
-                    message="this Temporal server has no schedules",
-                )
+                return _no_schedules(schedule_id)
             raise
         return ScheduleResult(schedule_id=schedule_id, done=True, message="deleted")
 

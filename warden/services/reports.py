@@ -11,20 +11,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 
-from temporalio.client import (
-    Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
-    ScheduleSpec,
-    ScheduleState,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
-)
+from temporalio.client import Schedule, ScheduleActionStartWorkflow, ScheduleSpec, ScheduleState
 
 from activities.reports import (
     GOVERNANCE_REVIEW_WORKFLOW,
     GOVERNANCE_SCHEDULE_ID,
     ReportBuilder,
+    upsert_schedule,
 )
 from activities.reports.render import render
 from warden.errors import WardenError
@@ -124,13 +117,4 @@ class ReportService:
             spec=ScheduleSpec(cron_expressions=[cron]),
             state=ScheduleState(note="monthly governance review (Release Warden)"),
         )
-        try:
-            await client.create_schedule(GOVERNANCE_SCHEDULE_ID, schedule)
-            return "created"
-        except ScheduleAlreadyRunningError:
-
-            def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
-                return ScheduleUpdate(schedule=schedule)
-
-            await client.get_schedule_handle(GOVERNANCE_SCHEDULE_ID).update(replace)
-            return "updated"
+        return await upsert_schedule(client, GOVERNANCE_SCHEDULE_ID, schedule)

@@ -79,6 +79,17 @@ def _waiting(stage: str) -> Callable[[Any], bool]:
     return lambda s: s.current_stage == stage and s.state == ReleaseState.WAITING_APPROVAL
 
 
+async def _approved(handle: WorkflowHandle[Any, Any]) -> WorkflowHandle[Any, Any]:
+    """carol and dave approve pilot; the release is promoted."""
+    for user in ("carol", "dave"):
+        await handle.execute_update(
+            ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user=user, comment="ok")
+        )
+    result = await handle.result()
+    assert result.outcome == ReleaseState.PROMOTED, result
+    return handle
+
+
 def _ramp_data(base_url: str, version: str) -> dict[str, Any]:
     data = plan_dict(base_url, version=version, flags=["ai.solutions"])
     data["stages"][0]["flags"] = [{"flag": "ai.solutions"}]
@@ -348,13 +359,7 @@ async def paused_resumed(
     await _until(handle, env, lambda s: s.current_step.startswith("paused before"))
     await handle.execute_update(ReleaseWorkflow.resume, ControlRequest(user="bob"))
     await _until(handle, env, _waiting("pilot"))
-    for user in ("carol", "dave"):
-        await handle.execute_update(
-            ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user=user, comment="ok")
-        )
-    result = await handle.result()
-    assert result.outcome == ReleaseState.PROMOTED, result
-    return handle
+    return await _approved(handle)
 
 
 async def checks_inconclusive(
@@ -386,13 +391,7 @@ async def go_no_go(
     await _until(handle, env, _waiting("pilot"))
     status = await handle.query(ReleaseWorkflow.status)
     assert next(s for s in status.stages if s.name == "pilot").go_no_go is not None, status
-    for user in ("carol", "dave"):
-        await handle.execute_update(
-            ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user=user, comment="ok")
-        )
-    result = await handle.result()
-    assert result.outcome == ReleaseState.PROMOTED, result
-    return handle
+    return await _approved(handle)
 
 
 async def go_no_go_rejected(

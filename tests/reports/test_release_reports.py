@@ -323,3 +323,36 @@ async def test_the_monthly_governance_review_is_scheduled_and_built_on_demand(
         WARDEN, "report", "governance-review", "--month", "2026-13", env=env
     )
     assert code == 2 and err.startswith("warden: error:") and out == ""
+
+
+async def test_a_terminated_release_s_schedule_removes_itself_on_its_next_run(
+    worker: Client, settings: Settings, desks: Callable[..., Desk]
+) -> None:
+    desk = desks("pilot")
+    plan = release_plan(flags=["ai.solutions"], stages=[_pilot(desk, "60s")])
+    handle = await start(worker, settings, plan)
+    address = worker.service_client.config.target_host
+    env = cli_env(settings, worker)
+    schedule_id = f"pilot-health-{plan.release_id}"
+    await wait_status(
+        handle, lambda s: any(f.state == "baking" for f in _pilot_status(s).flag_steps)
+    )
+    await handle.terminate("operator pulled the plug")  # no code of the release runs after this
+    assert schedule_id in await _schedules(env, address)
+    code, _, err = await run_tool(
+        str(find_binary("temporal")),
+        "schedule",
+        "trigger",
+        "--schedule-id",
+        schedule_id,
+        "--address",
+        address,
+        env=env,
+    )
+    assert code == 0, err
+    for _ in range(300):
+        if schedule_id not in await _schedules(env, address):
+            break
+        await asyncio.sleep(0.3)
+    assert schedule_id not in await _schedules(env, address)
+    assert not list(_stored(settings, plan.release_id, "").glob("pilot-health-*"))

@@ -16,7 +16,7 @@ from warden.models.audit import AuditEvent
 from warden.models.flags import FlagState
 from warden.models.metrics import ChecksOutcome, MetricCheck
 from warden.models.plan import ReleasePlan, Stage
-from warden.models.release import ItemStatus, ReleaseState, ReleaseStatus, StageState
+from warden.models.release import ItemStatus, ReleaseStatus, StageState
 from warden.models.reports import (
     AuditRef,
     BlockingItem,
@@ -706,8 +706,9 @@ def retrospective(
         if s.state in (StageState.PENDING, StageState.SKIPPED):
             continue
         for i in s.checklist:
-            if i.status == ItemStatus.PENDING and status.state != ReleaseState.PROMOTED:
-                follow_ups.append(f"{s.name}: {i.title} was never decided")
+            # left open with evidence (e.g. inconclusive checks); items never reached are not
+            if i.status == ItemStatus.PENDING and i.evidence:
+                follow_ups.append(f"{s.name}: {i.title} left open: {i.evidence}")
     for a in status.alerts:
         if a.active:
             follow_ups.append(f"alert {a.check} in {a.stage} is still active")

@@ -268,13 +268,13 @@ def _retrospective(r: Retrospective) -> tuple[str, list[Block]]:
             + f" · started {_when(r.started_at)} · finished {_when(r.finished_at)} · "
             f"took {format_duration(timedelta(seconds=round(r.duration_s)))} · run {r.run_id}"
         ),
-        Heading("Changes", 3),
+        Heading("Changes"),
         Bullets(r.changes, empty="no flag was changed"),
-        Heading("Risks met", 3),
+        Heading("Risks met"),
         Bullets(r.risks, empty="none: no alert, failed gate or refusal"),
-        Heading("Approved by", 3),
+        Heading("Approved by"),
         Bullets(r.approvers, empty="nobody (no sign-off was reached)"),
-        Heading("Follow-ups", 3),
+        Heading("Follow-ups"),
         Bullets(r.follow_ups, empty="none"),
     ]
     return f"{r.release_id} ({r.service} {r.version}): {r.outcome}", blocks

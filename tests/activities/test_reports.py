@@ -425,3 +425,38 @@ def test_concurrent_appends_keep_every_entry_once(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert sorted(entries(log)) == sorted((f"release-b-{n}", "run") for n in range(8))
+
+
+def test_the_retrospective_lists_risks_approvers_and_follow_ups() -> None:
+    from activities.reports.build import retrospective
+    from warden.models.release import ReleaseResult
+    from warden.models.signoff import Decision, SignoffState
+
+    plan = _plan()
+    alert = Alert(check="error-rate", stage="pilot", since=NOV, message="breached")
+    status = _status(plan, [alert])
+    pilot = status.stages[0]
+    pilot.item(ChecklistKey.THRESHOLDS).status = ItemStatus.PENDING
+    pilot.item(ChecklistKey.THRESHOLDS).evidence = "inconclusive: error-rate=n/a"
+    pilot.signoff = SignoffState(
+        members=["carol"], decisions=[Decision(user="carol", approve=True, at=NOV)]
+    )
+    status.state = ReleaseState.ABORTED
+    status.result = ReleaseResult(
+        release_id=plan.release_id,
+        outcome=ReleaseState.ABORTED,
+        reason="aborted by bob: customer escalation",
+        finished_at=NOV + timedelta(minutes=90),
+    )
+    refusal = _event(NOV, "approve.refused", "refused", "alice", reason="separation of duties")
+    retro = retrospective(plan, status, "run-7", [refusal])
+    assert (retro.outcome, retro.duration_s) == ("aborted", 5400)
+    assert retro.approvers == ["carol (pilot)"]
+    assert any("alert error-rate in pilot" in r for r in retro.risks)
+    assert any("approve.refused by alice: separation of duties" in r for r in retro.risks)
+    assert "pilot: Every monitored threshold is normal left open: inconclusive: error-rate=n/a" in (
+        retro.follow_ups
+    )
+    assert "alert error-rate in pilot is still active" in retro.follow_ups
+    text = render(retro, "md")
+    assert text.startswith(f"# {plan.release_id}") and "## Follow-ups" in text

@@ -20,6 +20,7 @@ from warden.models.contract import ContractSpec, HeaderValue
 from warden.models.flags import FlagRamp
 from warden.models.metrics import HttpJsonQuery, MetricCheck, PrometheusQuery, ScrapeQuery
 from warden.models.plan import Contact, ReleasePlan, RollbackSpec, Stage
+from warden.models.reports import GoNoGoSpec, PilotHealthSpec, ReportsSpec
 from warden.models.signoff import SignoffSpec
 from warden.models.smoke import SmokeCheck
 from warden.models.templates import TEMPLATES
@@ -28,6 +29,9 @@ SECTIONS: list[tuple[type[BaseModel], str]] = [
     (ReleasePlan, "The plan (top level)"),
     (Contact, "`contacts[]`"),
     (RollbackSpec, "`rollback`"),
+    (ReportsSpec, "`reports` (docs/reports.md)"),
+    (GoNoGoSpec, "`reports.go_no_go`"),
+    (PilotHealthSpec, "`reports.pilot_health`"),
     (Stage, "`stages[]`"),
     (SmokeCheck, "`stages[].smoke[]`"),
     (FlagRamp, "`stages[].flags[]`"),

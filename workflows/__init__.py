@@ -16,6 +16,8 @@ _WHERE = {
     "AccessChangeWorkflow": "workflows.access",
     "FlagChangeWorkflow": "workflows.flags",
     "FlagReadWorkflow": "workflows.flags",
+    "PilotHealthWorkflow": "workflows.reports",
+    "GovernanceReviewWorkflow": "workflows.reports",
 }
 
 __all__ = ["WORKFLOWS", *_WHERE]

@@ -213,6 +213,7 @@ class ReleaseLedger:
         severity: str = "info",
         audience: list[str] | None = None,
         stage: str | None = None,
+        link: str | None = None,
     ) -> None:
         """A notice to the webhooks, keyed so that a retry or a replay never sends it twice."""
         notice = Notice(
@@ -224,6 +225,7 @@ class ReleaseLedger:
             release_id=self.release_id,
             stage=stage,
             trace_id=self.input.trace_id,
+            link=link,
         )
         problem = await send_notice(notice)
         if problem:

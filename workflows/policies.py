@@ -138,7 +138,10 @@ def notice_options() -> dict[str, Any]:
 
 
 def report_options() -> dict[str, Any]:
+    """Report activities heartbeat while they read and write, so a worker that dies in the middle
+    is noticed in seconds and the report (or the release log entry) is written by the next one."""
     return {
-        "start_to_close_timeout": timedelta(seconds=60),
+        "start_to_close_timeout": timedelta(minutes=2),
+        "heartbeat_timeout": timedelta(seconds=10),
         "retry_policy": QUICK_RETRY,
     }

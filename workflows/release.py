@@ -35,6 +35,7 @@ from workflows.gates.ramp import FlagRamp
 from workflows.gates.signoff import SignoffGate
 from workflows.gates.smoke import SmokeGate
 from workflows.ledger import ReleaseLedger
+from workflows.reports import ReleaseReports
 from workflows.saga import FlagSaga
 from workflows.stop import ReleaseStop
 from workflows.trust import Refusal, RequestTrust
@@ -77,7 +78,8 @@ class ReleaseWorkflow:
         self._ramp = FlagRamp(ledger, control, self._saga, guards)
         self._contract = ContractGate(ledger, control)
         self._checks = ChecksGate(ledger, control)
-        self._signoff = SignoffGate(ledger, control, self._governance)
+        self._reports = ReleaseReports(ledger)
+        self._signoff = SignoffGate(ledger, control, self._governance, self._reports)
         self._trust = RequestTrust(input.options.trust, ledger.release_id)
 
     # -- the pipeline ----------------------------------------------------------------------
@@ -142,6 +144,7 @@ class ReleaseWorkflow:
         await ledger.record(
             "stage.started", "started", f"stage {stage.name} started", stage=stage.name
         )
+        await self._reports.stage_started(stage)
         await self._smoke.run(stage, status)
         await self._ramp.run(stage, status)
         if stage.bake > timedelta(0):
@@ -222,6 +225,7 @@ class ReleaseWorkflow:
                 severity="warning",
                 audience=["owner", "operations"],
             )
+        await self._reports.finish(outcome)
         return result
 
     # -- queries, updates and signals: each part validates and answers its own ----------------

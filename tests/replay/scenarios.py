@@ -29,6 +29,7 @@ from warden.models.release import (
     ReleaseInput,
     ReleaseState,
 )
+from warden.models.reports import GovernanceReviewInput, PilotHealthInput
 from warden.runtime.client import TemporalLink
 from warden.services.access import AccessService
 from warden.services.releases import ReleaseService, RequestRefused
@@ -37,6 +38,7 @@ from warden.settings import Settings
 from workflows.access import AccessChangeWorkflow
 from workflows.flags import FlagChangeWorkflow
 from workflows.release import ReleaseWorkflow
+from workflows.reports import GovernanceReviewWorkflow, PilotHealthWorkflow
 
 Run = Callable[[WorkflowEnvironment, Settings, str, str], Awaitable[WorkflowHandle[Any, Any]]]
 
@@ -77,6 +79,17 @@ async def _until(
 
 def _waiting(stage: str) -> Callable[[Any], bool]:
     return lambda s: s.current_stage == stage and s.state == ReleaseState.WAITING_APPROVAL
+
+
+async def _approved(handle: WorkflowHandle[Any, Any]) -> WorkflowHandle[Any, Any]:
+    """carol and dave approve pilot; the release is promoted."""
+    for user in ("carol", "dave"):
+        await handle.execute_update(
+            ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user=user, comment="ok")
+        )
+    result = await handle.result()
+    assert result.outcome == ReleaseState.PROMOTED, result
+    return handle
 
 
 def _ramp_data(base_url: str, version: str) -> dict[str, Any]:
@@ -402,13 +415,7 @@ async def paused_resumed(
     await _until(handle, env, lambda s: s.current_step.startswith("paused before"))
     await handle.execute_update(ReleaseWorkflow.resume, ControlRequest(user="bob"))
     await _until(handle, env, _waiting("pilot"))
-    for user in ("carol", "dave"):
-        await handle.execute_update(
-            ReleaseWorkflow.approve, DecisionRequest(stage="pilot", user=user, comment="ok")
-        )
-    result = await handle.result()
-    assert result.outcome == ReleaseState.PROMOTED, result
-    return handle
+    return await _approved(handle)
 
 
 async def checks_inconclusive(
@@ -446,7 +453,7 @@ async def verified_decisions(
     audited by the release; pause, resume and two approvals with proofs count."""
     _init_flags(settings, "dev", "pilot")
     service = ReleaseService(TemporalLink(settings, env.client))
-    data = _ramp_data(base_url, "2.0.0")
+    data = _ramp_data(base_url, "2.9.0")
     data["stages"] = data["stages"][:3]  # no production: its gate wants a signed-off file
     started = await service.start(parse_plan(data), "alice", trace_id="trace-replay")
     handle = env.client.get_workflow_handle_for(ReleaseWorkflow.run, started.release_id)
@@ -512,6 +519,67 @@ async def access_change_verified(
     return handle
 
 
+async def go_no_go(
+    env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str
+) -> WorkflowHandle[Any, Any]:
+    """Pilot's sign-off gets its go/no-go first; approved, the release writes its notes and
+    its retrospective (the test server has no schedules: the pilot health one is noted)."""
+    _init_flags(settings, "dev", "pilot")
+    handle = await _start(env, _ramp_plan(base_url, "2.0.0"), task_queue)
+    await _until(handle, env, _waiting("pilot"))
+    status = await handle.query(ReleaseWorkflow.status)
+    assert next(s for s in status.stages if s.name == "pilot").go_no_go is not None, status
+    return await _approved(handle)
+
+
+async def go_no_go_rejected(
+    env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str
+) -> WorkflowHandle[Any, Any]:
+    """Rejected after its go/no-go: rolled back, and the retrospective is written all the same."""
+    _init_flags(settings, "dev", "pilot")
+    handle = await _start(env, _ramp_plan(base_url, "2.1.0"), task_queue)
+    await _until(handle, env, _waiting("pilot"))
+    await handle.execute_update(
+        ReleaseWorkflow.reject,
+        DecisionRequest(stage="pilot", user="erin", comment="the go/no-go says no"),
+    )
+    result = await handle.result()
+    assert result.outcome == ReleaseState.ROLLED_BACK, result
+    return handle
+
+
+async def pilot_health(
+    env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str
+) -> WorkflowHandle[Any, Any]:
+    """One run of a pilot health schedule while its release waits at pilot."""
+    _init_flags(settings, "dev", "pilot")
+    release = await _start(env, _ramp_plan(base_url, "2.2.0"), task_queue)
+    await _until(release, env, _waiting("pilot"))
+    handle = await env.client.start_workflow(
+        PilotHealthWorkflow.run,
+        PilotHealthInput(release_id=release.id, stage="pilot", interval_s=86400, trace_id="t"),
+        id=f"pilot-health-{release.id}-run-replay",
+        task_queue=task_queue,
+    )
+    summary = await handle.result()
+    assert summary is not None and summary.path.endswith(".md"), summary
+    await release.terminate("recorded what it was started for")
+    return handle
+
+
+async def governance_review(
+    env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str
+) -> WorkflowHandle[Any, Any]:
+    handle = await env.client.start_workflow(
+        GovernanceReviewWorkflow.run,
+        GovernanceReviewInput(month="2026-11"),
+        id="governance-review-monthly-run-replay",
+        task_queue=task_queue,
+    )
+    await handle.result()
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
     "release_promoted": Scenario(promoted),
     "release_rolled_back": Scenario(rolled_back),
@@ -536,6 +604,10 @@ SCENARIOS: dict[str, Scenario] = {
     ),
     "release_verified_decisions": Scenario(verified_decisions, governed=True),
     "access_change_verified": Scenario(access_change_verified, governed=True),
+    "release_go_no_go": Scenario(go_no_go),
+    "release_go_no_go_rejected": Scenario(go_no_go_rejected),
+    "pilot_health": Scenario(pilot_health),
+    "governance_review": Scenario(governance_review, governed=True),
 }
 
 

@@ -134,6 +134,27 @@ CLAIMS = {
         frozenset({"run_checks", "send_notice"}),
         updates=("resume",),
     ),
+    "release_go_no_go": Claim(
+        ReleaseState.PROMOTED,
+        "promoted",
+        frozenset(
+            {
+                "build_go_no_go",
+                "ensure_pilot_schedule",
+                "delete_pilot_schedule",
+                "build_release_notes",
+                "write_retrospective",
+            }
+        ),
+        updates=("approve", "approve"),
+    ),
+    "release_go_no_go_rejected": Claim(
+        ReleaseState.ROLLED_BACK,
+        "rejected at pilot by erin",
+        frozenset({"build_go_no_go", "restore_flags", "write_retrospective"}),
+        updates=("reject",),
+        failed_stage="pilot",
+    ),
 }
 
 
@@ -257,3 +278,44 @@ def test_an_access_change_answers_repeats_audits_refusals_and_memos_its_outcome(
     ]
     outcome = pydantic_data_converter.payload_converter.from_payloads([memo["outcome"]], [str])
     assert outcome == ["applied"]
+
+
+def _events(name: str) -> list[Any]:
+    return list(WorkflowHistory.from_json(name, (HISTORIES / f"{name}.json").read_text()).events)
+
+
+def test_the_go_no_go_is_built_before_anyone_decides() -> None:
+    events = _events("release_go_no_go")
+    built = next(
+        i
+        for i, e in enumerate(events)
+        if e.HasField("activity_task_scheduled_event_attributes")
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "build_go_no_go"
+    )
+    first_update = next(
+        i
+        for i, e in enumerate(events)
+        if e.HasField("workflow_execution_update_accepted_event_attributes")
+    )
+    assert built < first_update
+    notices = [
+        _decode(p, dict) for n, p in recorded("release_go_no_go").activities if n == "send_notice"
+    ]
+    signoff = next(n for n in notices if n["key"].endswith(":signoff:pilot"))
+    assert "Go/no-go: Go: readiness 100/100" in signoff["text"]
+    assert signoff["link"].endswith("/reports/go-no-go?stage=pilot")
+
+
+def test_the_release_notes_only_follow_a_promotion() -> None:
+    assert "build_release_notes" not in recorded("release_go_no_go_rejected").names()
+    names = recorded("release_go_no_go_rejected").names()
+    assert names.index("restore_flags") < names.index("write_retrospective")
+
+
+def test_the_scheduled_reports_build_store_and_send() -> None:
+    assert recorded("pilot_health").names() == [
+        "release_running",
+        "build_pilot_health",
+        "send_notice",
+    ]
+    assert recorded("governance_review").names() == ["build_governance_review", "send_notice"]

@@ -19,7 +19,7 @@ from warden import __version__
 from warden.api.context import RequestContextMiddleware
 from warden.api.docs import install_docs
 from warden.api.errors import install_error_handlers
-from warden.api.routers import access, audit, dev, flags, identity, ops, releases, system
+from warden.api.routers import access, audit, dev, flags, identity, ops, releases, reports, system
 from warden.api.state import ApiState
 from warden.api.strict import reject_unknown_query
 from warden.settings import Settings
@@ -73,6 +73,10 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
             {"name": "access", "description": "Access changes and the governance file's sign-off."},
             {"name": "audit", "description": "Audit events: accept, query, export."},
             {"name": "identity", "description": "Who the caller is."},
+            {
+                "name": "reports",
+                "description": "Go/no-go, pilot health, release notes, retrospective, governance review.",
+            },
             {"name": "ops", "description": "Operational endpoints (WARDEN_OPS_ENDPOINTS)."},
             {"name": "dev", "description": "Dev endpoints (WARDEN_DEV_ENDPOINTS)."},
             {"name": "system", "description": "Health and metrics."},
@@ -88,6 +92,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.include_router(flags.router)
     app.include_router(access.router)
     app.include_router(audit.router)
+    app.include_router(reports.router)
     app.include_router(ops.router, include_in_schema=settings.ops_endpoints_enabled)
     app.include_router(dev.router, include_in_schema=settings.dev_endpoints_enabled)
     return app

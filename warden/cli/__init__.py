@@ -23,6 +23,7 @@ from warden.cli.flags import flags
 from warden.cli.governance import governance
 from warden.cli.plan import plan
 from warden.cli.release import release
+from warden.cli.report import governance_review_schedule, report
 from warden.cli.server import demo, server, worker
 from warden.cli.token import token
 from warden.errors import WardenError
@@ -37,6 +38,8 @@ def cli() -> None:
 
 for command in (plan, release, flags, access, governance, token, audit, server, worker, api, demo):
     cli.add_command(command)
+cli.add_command(report)
+governance.add_command(governance_review_schedule)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -154,7 +154,12 @@ class Session:
     def audit(self) -> Audit:
         if self._api is not None:
             return RemoteAudit(self._api)
-        return AuditService(self._audit_store())
+        return AuditService(self.audit_store())
+
+    @property
+    def remote(self) -> ApiConnection | None:
+        """The API connection when this command goes through WARDEN_API_URL (after `actor`)."""
+        return self._api
 
     def local_only(self, what: str) -> None:
         """Refuse what only works where the workers are, when the CLI goes through the API."""
@@ -164,7 +169,7 @@ class Session:
                 "CLI only talks to the API (unset it there, or run the command on that machine)"
             )
 
-    def _audit_store(self) -> AuditStore:
+    def audit_store(self) -> AuditStore:
         if self._store is None:
             self._store = AuditStore(self.settings.audit_url)
         return self._store
@@ -243,7 +248,7 @@ class Session:
             source="cli",
             details={"face": "cli", "permission": permission, "reason": str(exc)},
         )
-        self._audit_store().write([event])
+        self.audit_store().write([event])
 
 
 def session() -> Session:

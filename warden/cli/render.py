@@ -110,6 +110,8 @@ def status_text(status: ReleaseStatus, *, events: int = 12) -> str:
     if status.result:
         out.append("")
         out.append(f"result: {status.result.outcome.value} — {status.result.reason}")
+    for report in status.reports:
+        out.append(f"{report.kind.value}: {report.headline} — {report.path or report.url}")
     if status.timeline and events:
         out.append("")
         out.append("recent events:")
@@ -153,6 +155,9 @@ def stage_text(stage: StageStatus) -> list[str]:
             f"decisions: {decided}; deadline {when(gate.deadline_at)}"
             + (f"; {gate.outcome}" if gate.outcome else "")
         )
+    if stage.go_no_go:
+        report = stage.go_no_go
+        lines.append(f"  go/no-go: {report.headline} — {report.path or report.url}")
     if stage.failure:
         lines.append(f"  failure: {stage.failure}")
     return lines

@@ -25,6 +25,7 @@ from warden.models.contract import ContractSpec
 from warden.models.flags import FLAG_KEY_PATTERN, FlagRamp
 from warden.models.governance import USER_PATTERN
 from warden.models.metrics import MetricCheck
+from warden.models.reports import ReportsSpec
 from warden.models.signoff import SignoffSpec
 from warden.models.smoke import SmokeCheck
 
@@ -91,6 +92,10 @@ class Stage(StrictModel):
         default=None, description="Committee sign-off (item 4), the stage's last gate."
     )
     bake: Duration = Field(default=timedelta(0), description="Guarded soak after the flag steps.")
+    pilot: bool | None = Field(
+        default=None,
+        description="A pilot stage: daily pilot health reports while it runs, and a go/no-go at its sign-off; default: the stage named pilot.",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -121,6 +126,10 @@ class Stage(StrictModel):
     @property
     def is_production(self) -> bool:
         return self.env in PRODUCTION_ENVIRONMENTS
+
+    @property
+    def is_pilot(self) -> bool:
+        return self.pilot if self.pilot is not None else self.name == "pilot"
 
     def guard_checks(self) -> list[MetricCheck]:
         return [c for c in self.checks if "guard" in c.phases]
@@ -156,6 +165,10 @@ class ReleasePlan(StrictModel):
     )
     rollback: RollbackSpec = Field(
         default_factory=RollbackSpec, description="What a rollback restores."
+    )
+    reports: ReportsSpec = Field(
+        default_factory=ReportsSpec,
+        description="The go/no-go and pilot health reports (docs/reports.md).",
     )
     stages: list[Stage] = Field(
         min_length=1, description="In order; each must pass before the next starts."
@@ -193,6 +206,13 @@ class ReleasePlan(StrictModel):
         cls, data: Any, handler: ModelWrapValidatorHandler[ReleasePlan]
     ) -> ReleasePlan:
         return with_rule_problems(data, handler, _plan_rules)
+
+    def go_no_go_stages(self) -> list[str]:
+        """Stages whose sign-off gets a go/no-go report: the plan's list, else the pilot stages."""
+        listed = self.reports.go_no_go.stages
+        if listed is not None:
+            return list(listed)
+        return [s.name for s in self.stages if s.is_pilot and s.signoff is not None]
 
     @property
     def release_id(self) -> str:
@@ -275,6 +295,34 @@ def _plan_rules(data: dict[str, Any]) -> list[Rule]:
                         "top-level 'flags' does not list",
                     )
                 )
+    problems += _report_rules(data, stages)
+    return problems
+
+
+def _report_rules(data: dict[str, Any], stages: Any) -> list[Rule]:
+    """The go/no-go is reported to a stage's sign-off: the stages it names must have one."""
+    reports = data.get("reports")
+    go_no_go = reports.get("go_no_go") if isinstance(reports, dict) else None
+    named = go_no_go.get("stages") if isinstance(go_no_go, dict) else None
+    if not isinstance(named, list) or not isinstance(stages, list):
+        return []
+    by_name = {s.get("name"): s for s in stages if isinstance(s, dict)}
+    problems: list[Rule] = []
+    for index, name in enumerate(named):
+        if not isinstance(name, str):
+            continue
+        where = ("reports", "go_no_go", "stages", index)
+        if name not in by_name:
+            problems.append(
+                (where, f"reports.go_no_go.stages names {name!r}, which is not a stage")
+            )
+        elif not by_name[name].get("signoff"):
+            problems.append(
+                (
+                    where,
+                    f"reports.go_no_go.stages names {name!r}, which has no signoff to report to",
+                )
+            )
     return problems
 
 

@@ -13,6 +13,7 @@ from warden.models.flags import FlagSnapshot, FlagStepRecord, RestoreReport
 from warden.models.metrics import ChecksReport
 from warden.models.plan import ReleasePlan
 from warden.models.proof import Proof, TrustPolicy
+from warden.models.reports import ReportSummary
 from warden.models.signoff import SignoffState
 from warden.models.smoke import SmokeReport
 
@@ -120,6 +121,9 @@ class StageStatus(Record):
     guards: list[ChecksReport] = Field(default_factory=list)
     flag_steps: list[FlagStepRecord] = Field(default_factory=list)
     signoff: SignoffState | None = None
+    go_no_go: ReportSummary | None = Field(
+        default=None, description="The go/no-go report built when the sign-off started waiting."
+    )
     failure: str | None = None
 
     def item(self, key: ChecklistKey) -> ChecklistItem:
@@ -187,6 +191,9 @@ class ReleaseStatus(Record):
     rollback: RollbackRecord | None = None
     timeline: list[TimelineEvent] = Field(default_factory=list)
     result: ReleaseResult | None = None
+    reports: list[ReportSummary] = Field(
+        default_factory=list, description="Release notes and retrospective, once written."
+    )
 
 
 class DecisionRequest(StrictModel):

@@ -26,6 +26,7 @@ from activities.audit import AuditActivities
 from activities.flags import FlagActivities
 from activities.governance import GovernanceActivities
 from activities.notify import NoticeActivities
+from activities.reports import ReportActivities
 from activities.smoke import SmokeActivities
 from warden.flagstore import build_backend
 from warden.runtime.client import connect
@@ -68,9 +69,12 @@ def workflow_runner(
     )
 
 
-def build_activities(settings: Settings, stack: AsyncExitStack) -> list[Any]:
+def build_activities(
+    settings: Settings, stack: AsyncExitStack, client: Client | None = None
+) -> list[Any]:
     """Every activity, bound to its clients, from settings alone; `stack` closes the clients
-    (HTTP pools, stores, the flag backend) when the worker stops."""
+    (HTTP pools, stores, the flag backend) when the worker stops. `client` is the worker's own
+    Temporal client, for the activities that read histories and keep schedules (reports)."""
     # The contract and metric modules carry heavy imports (schemathesis); loaded here, once.
     from activities.contract import ContractActivities
     from activities.metrics import MetricActivities
@@ -87,6 +91,7 @@ def build_activities(settings: Settings, stack: AsyncExitStack) -> list[Any]:
     stack.push_async_callback(notices.aclose)
     metrics = MetricActivities.from_settings(settings)
     stack.push_async_callback(metrics.aclose)
+    reports = ReportActivities(settings, store, flags.backend, client)
     return [
         smoke.run_smoke_checks,
         AuditActivities(store).record_audit_events,
@@ -101,6 +106,7 @@ def build_activities(settings: Settings, stack: AsyncExitStack) -> list[Any]:
         flags.restore_flags,
         ContractActivities(settings).run_contract_tests,
         metrics.run_checks,
+        *reports.activities(),
     ]
 
 
@@ -140,7 +146,9 @@ def worker_options(
 ) -> dict[str, Any]:
     """What `build_worker` gives `temporalio.worker.Worker` (benchmarks vary one of them)."""
     precompile_workflows()
-    chosen = list(activities) if activities is not None else build_activities(settings, stack)
+    chosen = (
+        list(activities) if activities is not None else build_activities(settings, stack, client)
+    )
     return {
         "task_queue": task_queue or settings.task_queue,
         "workflows": WORKFLOWS,

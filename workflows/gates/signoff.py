@@ -15,6 +15,7 @@ from temporalio.exceptions import ApplicationError
 from workflows.control import ReleaseControl, wait_until
 from workflows.gates.governance import GovernanceGate
 from workflows.ledger import ReleaseLedger
+from workflows.reports import ReleaseReports
 from workflows.stop import ReleaseStop, gate_activity
 
 with workflow.unsafe.imports_passed_through():
@@ -51,11 +52,16 @@ def waiting_step(stage: str, gate: SignoffState) -> str:
 
 class SignoffGate:
     def __init__(
-        self, ledger: ReleaseLedger, control: ReleaseControl, governance: GovernanceGate
+        self,
+        ledger: ReleaseLedger,
+        control: ReleaseControl,
+        governance: GovernanceGate,
+        reports: ReleaseReports,
     ) -> None:
         self._ledger = ledger
         self._control = control
         self._governance = governance
+        self._reports = reports
 
     @property
     def _started_by(self) -> str:
@@ -112,6 +118,8 @@ class SignoffGate:
             deadline_at=deadline_at,
         )
         status.signoff = gate
+        # The committee's go/no-go, built before anyone may approve (approvals wait for the state).
+        report = await self._reports.go_no_go(stage, status)
         status.state = StageState.WAITING_APPROVAL
         ledger.status.state = ReleaseState.WAITING_APPROVAL
         ledger.step(waiting_step(stage.name, gate))
@@ -126,14 +134,22 @@ class SignoffGate:
                 "deadline": deadline_at.isoformat(),
             },
         )
+        go_no_go = (
+            f"Go/no-go: {report.headline} — {report.url} ({report.path}; "
+            f"`warden report go-no-go {ledger.release_id}`). "
+            if report is not None
+            else ""
+        )
         await ledger.notify(
             f"signoff:{stage.name}",
             f"Sign-off needed: {ledger.release_id} at {stage.name}",
             f"{spec.quorum} approval(s) needed from {', '.join(members.members)} by "
-            f"{format_time(deadline_at)}. Evidence: `warden release status {ledger.release_id}`. "
+            f"{format_time(deadline_at)}. {go_no_go}"
+            f"Evidence: `warden release status {ledger.release_id}`. "
             f"Approve: `warden release approve {ledger.release_id} --stage {stage.name} --as <you>`",
             audience=["committee"],
             stage=stage.name,
+            link=report.url if report is not None else None,
         )
         ledger.note(
             "signoff.requested",

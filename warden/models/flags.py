@@ -16,7 +16,12 @@ DEFAULT_RAMP = (5, 25, 50, 100)
 
 
 class FlagRamp(StrictModel):
-    """How one flag opens in a stage: percentages in order, with a guarded bake after each."""
+    """How one flag opens in a stage: percentages in order, with a guarded bake after each.
+    A release never lowers a flag that is already live: a step at or below what the flag serves
+    when the step comes is skipped, recorded as `flag.step.skipped` with its reason, and
+    `warden release start` names those steps before anything changes. A ramp whose every step
+    is skipped still bakes once under its guards. The rollback restores the value from before
+    the release either way."""
 
     flag: str = Field(pattern=FLAG_KEY_PATTERN)
     steps: list[int] | None = Field(

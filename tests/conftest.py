@@ -22,6 +22,19 @@ from warden.runtime.devserver import SEARCH_ATTRIBUTES, find_binary
 from warden.settings import Settings
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """schemathesis names each operation's test `test_x[GET /path]` but gives them all one node
+    id; parallel workers tell tests apart by node id, so each gets its name as its id."""
+    from _pytest.nodes import coerce_node_id  # pytest >= 9 keeps the node id in `_id`
+
+    for item in items:
+        base, _, function = item.nodeid.rpartition("::")
+        if "[" in item.name and "[" not in function:
+            item._id = coerce_node_id(f"{base}::{item.name}")
+    ids = [item.nodeid for item in items]
+    assert len(set(ids)) == len(ids), "two tests share a node id: the parallel run would drop one"
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """A parallel worker hands its fuzz tally to the controller, which prints them all."""
     from tests.fuzz.support import TALLY

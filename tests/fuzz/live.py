@@ -92,8 +92,14 @@ async def park_release(live: Live, base_url: str) -> WorkflowHandle[Any, Any]:
         id=plan.release_id,
         task_queue=live.settings.task_queue,
     )
+    # Parked once the timeline says so: the sign-off notice goes out after the state changes.
     await wait_for(
-        handle, lambda s: s.state.value == "waiting_approval" and s.current_stage == "pilot"
+        handle,
+        lambda s: (
+            s.state.value == "waiting_approval"
+            and s.current_stage == "pilot"
+            and any(e.action == "signoff.requested" for e in s.timeline)
+        ),
     )
     return handle
 

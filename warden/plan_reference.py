@@ -105,7 +105,8 @@ def default_text(field: FieldInfo) -> str:
 
 def section(model: type[BaseModel], title: str) -> str:
     lines = [f"## {title}", ""]
-    doc = (model.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+    first = (model.__doc__ or "").strip().split("\n\n")[0]
+    doc = " ".join(line.strip() for line in first.splitlines())
     if doc:
         lines += [doc, ""]
     lines += ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]

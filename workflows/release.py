@@ -158,7 +158,7 @@ class ReleaseWorkflow:
         not_passed = [
             i.key.value
             for i in status.checklist
-            if i.status not in (ItemStatus.PASSED, ItemStatus.NOT_APPLICABLE)
+            if i.status not in (ItemStatus.PASSED, ItemStatus.WARNING, ItemStatus.NOT_APPLICABLE)
         ]
         if not_passed:
             raise ReleaseStop(

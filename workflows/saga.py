@@ -156,6 +156,8 @@ class FlagSaga:
         """What `flag` served in `environment` before this step: the last step, else the snapshot."""
         for stage_status in reversed(self._ledger.status.stages):
             for step in reversed(stage_status.flag_steps):
+                if step.state == "skipped":
+                    continue  # the flag kept what it served
                 if step.environment == environment and step.flag == flag:
                     return step.percent
         snapshot = self.snapshots.get(environment)

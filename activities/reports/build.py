@@ -233,7 +233,8 @@ def go_no_go(
     not_green = [
         i
         for i in stage_status.checklist
-        if i.status in (ItemStatus.FAILED, ItemStatus.PENDING) and i.key.value != "signoff"
+        if i.status in (ItemStatus.FAILED, ItemStatus.PENDING, ItemStatus.WARNING)
+        and i.key.value != "signoff"
     ]
     items = [
         (f"{i.title}: {i.status.value}", [i.evidence] if i.evidence else []) for i in not_green

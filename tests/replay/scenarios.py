@@ -231,6 +231,17 @@ async def kill_switch(
     return handle
 
 
+async def live_flag_kept(
+    env: WorkflowEnvironment, settings: Settings, task_queue: str, base_url: str
+) -> WorkflowHandle[Any, Any]:
+    """Pilot already serves ai.solutions at 30%: steps 5 and 25 are skipped, 50 is applied."""
+    init_flag_file(flag_file(settings.flags_path, "dev"), {"ai.solutions": 0})
+    init_flag_file(flag_file(settings.flags_path, "pilot"), {"ai.solutions": 30})
+    handle = await _start(env, _ramp_plan(base_url, "1.0.6"), task_queue)
+    await _until(handle, env, _waiting("pilot"))
+    return await _approved(handle)
+
+
 def _init_flags(settings: Settings, *environments: str) -> None:
     for name in environments:
         init_flag_file(flag_file(settings.flags_path, name), {"ai.solutions": 0})
@@ -608,6 +619,7 @@ SCENARIOS: dict[str, Scenario] = {
     "release_go_no_go_rejected": Scenario(go_no_go_rejected),
     "pilot_health": Scenario(pilot_health),
     "governance_review": Scenario(governance_review, governed=True),
+    "release_live_flag_kept": Scenario(live_flag_kept),
 }
 
 

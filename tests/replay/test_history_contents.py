@@ -6,6 +6,7 @@ tests pin down which commands, signals and updates each recorded release really 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from temporalio.api.common.v1 import Payloads
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from warden.models.flags import FlagChangeInput
 from warden.models.metrics import ChecksInput
 from warden.models.release import RefusalRecord, ReleaseResult, ReleaseState
 from warden.models.signoff import MembersInput
@@ -80,6 +82,12 @@ class Claim:
 
 
 CLAIMS = {
+    "release_live_flag_kept": Claim(
+        ReleaseState.PROMOTED,
+        "promoted",
+        frozenset({"apply_flag_change"}),
+        updates=("approve", "approve"),
+    ),
     "release_contract_failed": Claim(
         ReleaseState.ROLLED_BACK,
         "contract tests failed in dev",
@@ -181,6 +189,31 @@ def test_checks_run_before_promotion_and_as_guards() -> None:
     assert {c.name for c in pre[0].checks} == {"external-api-error-rate", "im-channel-up"}
     guard = recorded("release_guard_tripped").inputs("run_checks", ChecksInput)
     assert [c.phase for c in guard] == ["guard", "guard"]  # the 5% bake held, the 25% one tripped
+
+
+def test_a_live_flag_is_opened_from_where_it_is_never_lowered() -> None:
+    found = recorded("release_live_flag_kept")
+    writes = found.inputs("apply_flag_change", FlagChangeInput)
+    # dev 0 -> 100; pilot served 30%: 5 and 25 skipped, only 50 written
+    assert [(w.change.environment, w.change.percent) for w in writes] == [
+        ("dev", 100),
+        ("pilot", 50),
+    ]
+    assert "ramp-keeps-live-flags" in patches("release_live_flag_kept")
+    assert "ramp-keeps-live-flags" not in patches("release_promoted")  # replays without it
+
+
+def patches(name: str) -> set[str]:
+    """The patch ids a history's workflow recorded (`workflow.patched`)."""
+    history = WorkflowHistory.from_json(name, (HISTORIES / f"{name}.json").read_text())
+    found = set()
+    for event in history.events:
+        if event.HasField("marker_recorded_event_attributes"):
+            marker = event.marker_recorded_event_attributes
+            if marker.marker_name == "core_patch":
+                [payload] = marker.details["patch-data"].payloads
+                found.add(json.loads(payload.data)["id"])
+    return found
 
 
 def test_the_rollback_follows_the_failing_gate() -> None:

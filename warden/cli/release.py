@@ -129,9 +129,18 @@ async def _start(
         plan, user, trace_id=trace_id, dev_identity=dev_identity, rerun=rerun
     )
     release_id = started.release_id
+    for warning in started.warnings:  # shown even with --quiet: the plan will not do all it says
+        click.echo(f"warden: warning: {warning}", err=True)
     if not wait:
         if as_json:
-            emit_json({"release_id": release_id, "run_id": started.run_id, "started_by": user})
+            emit_json(
+                {
+                    "release_id": release_id,
+                    "run_id": started.run_id,
+                    "started_by": user,
+                    "warnings": started.warnings,
+                }
+            )
         else:
             click.echo(release_id)
             if not quiet:

@@ -12,6 +12,7 @@ from warden.models.release import (
     ItemStatus,
     ReleaseStatus,
     ReleaseSummary,
+    StageState,
     StageStatus,
     TimelineEvent,
 )
@@ -21,6 +22,7 @@ MARKS = {
     ItemStatus.FAILED: "✗",
     ItemStatus.PENDING: "·",
     ItemStatus.NOT_APPLICABLE: "-",
+    ItemStatus.WARNING: "!",
 }
 SHORT = {
     ChecklistKey.CONTRACT: "contract",
@@ -139,7 +141,8 @@ def stage_text(stage: StageStatus) -> list[str]:
         steps = ", ".join(f"{s.flag} {s.percent}% ({s.state})" for s in stage.flag_steps)
         lines.append(f"  flag steps: {steps}")
     if stage.guards:
-        lines.append(f"  guards: {stage.guards[-1].summary()}")
+        ended = stage.state not in (StageState.RUNNING, StageState.PENDING)
+        lines.append(f"  guards{' finished' if ended else ''}: {stage.guards[-1].summary()}")
     if stage.signoff:
         gate = stage.signoff
         decided = (
@@ -210,6 +213,8 @@ def junit_xml(status: ReleaseStatus) -> str:
                 ET.SubElement(case, "failure", message=item.evidence[:500]).text = item.evidence
             elif item.status == ItemStatus.PENDING:
                 ET.SubElement(case, "skipped", message="not reached")
+            elif item.status == ItemStatus.WARNING:
+                ET.SubElement(case, "system-out").text = f"warning: {item.evidence}"
             elif item.evidence:
                 ET.SubElement(case, "system-out").text = item.evidence
     ET.indent(suites)

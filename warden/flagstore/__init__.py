@@ -23,6 +23,7 @@ __all__ = [
     "FlagNotFound",
     "build_backend",
     "digest",
+    "local_backend",
     "read_flags",
     "restore_and_verify",
 ]
@@ -36,6 +37,14 @@ def build_backend(settings: Settings) -> FlagBackend:
     from warden.flagstore.flagd_file import FlagdFileBackend
 
     return FlagdFileBackend(settings.flags_path)
+
+
+def local_backend(settings: Settings) -> FlagBackend | None:
+    """The flag backend as this machine reaches it, when it can: the flagd files in
+    WARDEN_FLAGS_DIR when that directory is here, or the Unleash server in the settings."""
+    if settings.flag_backend == "unleash":
+        return build_backend(settings) if settings.unleash_url else None
+    return build_backend(settings) if settings.flags_path.is_dir() else None
 
 
 async def read_flags(

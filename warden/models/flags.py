@@ -16,7 +16,12 @@ DEFAULT_RAMP = (5, 25, 50, 100)
 
 
 class FlagRamp(StrictModel):
-    """How one flag opens in a stage: percentages in order, with a guarded bake after each."""
+    """How one flag opens in a stage: percentages in order, with a guarded bake after each.
+    A release never lowers a flag that is already live: a step at or below what the flag serves
+    when the step comes is skipped, recorded as `flag.step.skipped` with its reason, and
+    `warden release start` names those steps before anything changes. A ramp whose every step
+    is skipped still bakes once under its guards. The rollback restores the value from before
+    the release either way."""
 
     flag: str = Field(pattern=FLAG_KEY_PATTERN)
     steps: list[int] | None = Field(
@@ -24,6 +29,14 @@ class FlagRamp(StrictModel):
         description="Percentages, e.g. [5, 25, 50, 100]. Default: [100] for dev/staging, [5, 25, 50, 100] for pilot/production.",
     )
     bake: Duration = Field(default=timedelta(0), description="Guarded wait after each step.")
+    start_over: bool = Field(
+        default=False,
+        description=(
+            "Apply every step even at or below what the flag already serves, lowering a live "
+            "flag first. Default false: such steps are skipped, so a release never lowers a "
+            "live flag."
+        ),
+    )
 
     @field_validator("steps")
     @classmethod
@@ -43,6 +56,28 @@ class FlagRamp(StrictModel):
         if self.steps is not None:
             return list(self.steps)
         return list(DEFAULT_RAMP) if stage_name.lower() in RAMPED_STAGE_NAMES else [100]
+
+    def skips(self, stage_name: str, served: int | None) -> list[int]:
+        """The steps a release skips because the flag already serves them (or more)."""
+        if self.start_over or served is None:
+            return []
+        return [percent for percent in self.steps_for(stage_name) if percent <= served]
+
+
+def skipped_step_reason(flag: str, environment: str, served: int, percent: int) -> str:
+    return (
+        f"{flag} already serves {served}% in {environment}: step {percent}% skipped "
+        "(a release never lowers a live flag; `start_over: true` on the ramp applies it)"
+    )
+
+
+def live_flag_warning(flag: str, environment: str, served: int, skipped: list[int]) -> str:
+    """One line for `warden release start`: the steps of one flag's ramp that will be skipped."""
+    steps = ", ".join(f"{p}%" for p in skipped)
+    return (
+        f"{flag} already serves {served}% in {environment}: ramp step(s) {steps} will be skipped, "
+        "the flag is not lowered (set `start_over: true` on the ramp to start it lower)"
+    )
 
 
 class FlagState(Record):
@@ -107,8 +142,10 @@ class FlagStepRecord(Record):
     environment: str
     percent: int
     at: datetime
-    state: Literal["applied", "baking", "done", "tripped"] = "applied"
+    state: Literal["applied", "baking", "done", "tripped", "skipped"] = "applied"
     guard: str = ""
+    #: Why a step was skipped (the flag already served as much or more).
+    reason: str = ""
 
 
 class FlagsInput(Record):

@@ -358,7 +358,10 @@ class ChecksReport(Record):
             shown = "n/a" if value is None else f"{value:.4g}"
             tags = [t for t, on in (("dry-run", check.dry_run), ("alerting", check.alerting)) if on]
             tag = f" ({', '.join(tags)})" if tags else ""
-            parts.append(f"{check.name}={shown} {check.phase.value}{tag}")
+            phase = check.phase.value
+            if check.phase == CheckPhase.RUNNING and self.outcome == ChecksOutcome.PASSED:
+                phase = "not measured"  # the window ended before a measurement was due
+            parts.append(f"{check.name}={shown} {phase}{tag}")
         return f"{self.outcome.value}: " + ", ".join(parts)
 
     def check(self, name: str) -> CheckState | None:

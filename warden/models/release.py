@@ -78,6 +78,8 @@ class ItemStatus(StrEnum):
     PASSED = "passed"
     FAILED = "failed"
     NOT_APPLICABLE = "not_applicable"
+    #: Passed, but something only notified tripped (a notify-only check, an alert): not a ✓.
+    WARNING = "warning"
 
 
 class ChecklistKey(StrEnum):
@@ -282,3 +284,5 @@ class ReleaseStarted(Record):
     trace_id: str
     started_by: str
     dev_identity: bool = False
+    #: Flags that already serve as much as some ramp steps: those steps will be skipped.
+    warnings: list[str] = Field(default_factory=list)

@@ -26,6 +26,7 @@ from warden.flagstore import (
     FlagBackendError,
     FlagConfigError,
     build_backend,
+    local_backend,
     read_flags,
     restore_and_verify,
 )
@@ -119,12 +120,7 @@ class FlagService:
         )
 
     def local_backend(self) -> FlagBackend | None:
-        """The flag backend as this machine reaches it, when it can: the flagd files in
-        WARDEN_FLAGS_DIR when that directory is here, or the Unleash server in the settings."""
-        settings = self.settings
-        if settings.flag_backend == "unleash":
-            return build_backend(settings) if settings.unleash_url else None
-        return build_backend(settings) if settings.flags_path.is_dir() else None
+        return local_backend(self.settings)
 
     async def read(
         self, environments: list[str], flags: list[str], *, via_workers: bool = False

@@ -20,7 +20,9 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from warden.errors import Conflict, NotFound, Refused, WardenError
+from warden.flagstore import FlagBackendError, FlagConfigError, local_backend
 from warden.models.common import short_repr
+from warden.models.flags import live_flag_warning
 from warden.models.plan import ReleasePlan
 from warden.models.release import (
     AbortRequest,
@@ -144,6 +146,8 @@ class ReleaseService:
                 trust=trust_policy(self.settings),
             ),
         )
+        # Read before the release starts: its first steps would otherwise be read as live.
+        warnings = await self.live_flag_warnings(plan)
         client = await self.temporal.client()
         try:
             handle = await client.start_workflow(
@@ -171,12 +175,37 @@ class ReleaseService:
         except WorkflowAlreadyStartedError:
             raise await self._exists_error(release_id) from None
         return ReleaseStarted(
+            warnings=warnings,
             release_id=handle.id,
             run_id=handle.first_execution_run_id or handle.result_run_id or "",
             trace_id=release_input.trace_id,
             started_by=started_by,
             dev_identity=dev_identity,
         )
+
+    async def live_flag_warnings(self, plan: ReleasePlan) -> list[str]:
+        """One line per flag and environment whose ramp has steps the flag already serves (the
+        release will skip them). Read here when this machine reaches the flag backend; the
+        workflow decides again with what it captured, so nothing is lost when it cannot."""
+        backend = local_backend(self.settings)
+        if backend is None:
+            return []
+        warnings = []
+        try:
+            for stage in plan.stages:
+                ramps = {r.flag: r for r in stage.flags if not r.start_over}
+                if not ramps:
+                    continue
+                for state in await backend.read(stage.env, list(ramps)):
+                    served = state.percent if state.exists else None
+                    skipped = ramps[state.flag].skips(stage.name, served)
+                    if skipped and served is not None:
+                        warnings.append(live_flag_warning(state.flag, stage.env, served, skipped))
+        except (FlagBackendError, FlagConfigError, OSError):
+            return warnings
+        finally:
+            await backend.aclose()
+        return list(dict.fromkeys(warnings))
 
     async def _exists_error(self, release_id: str) -> ReleaseExists:
         client = await self.temporal.client()

@@ -30,9 +30,7 @@ class ChecksGate:
         ledger = self._ledger
         checks = stage.pre_checks()
         if not checks:
-            ledger.item(
-                stage.name, ChecklistKey.THRESHOLDS, ItemStatus.NOT_APPLICABLE, "no metric checks"
-            )
+            self._guards_only(stage, status)
             return
         while True:
             await self._control.checkpoint(f"metric checks in {stage.name}")
@@ -45,10 +43,18 @@ class ChecksGate:
             )
             status.checks = report
             summary = report.summary()
+            notify_only = (
+                report.outcome == ChecksOutcome.FAILED and report.action == CheckAction.NOTIFY
+            )
             await ledger.record(
                 "checks.result",
-                report.outcome.value,
-                f"metric checks {summary}",
+                "warning" if notify_only else report.outcome.value,
+                (
+                    f"metric checks passed with a warning: notify-only check {report.tripped} "
+                    f"tripped ({summary})"
+                    if notify_only
+                    else f"metric checks {summary}"
+                ),
                 stage=stage.name,
                 details={"summary": summary},
             )
@@ -73,8 +79,8 @@ class ChecksGate:
                 ledger.item(
                     stage.name,
                     ChecklistKey.THRESHOLDS,
-                    ItemStatus.PASSED,
-                    summary + " (notify-only checks tripped)",
+                    ItemStatus.WARNING,
+                    f"notify-only check {report.tripped} tripped: {summary}",
                 )
                 return
             ledger.item(stage.name, ChecklistKey.THRESHOLDS, ItemStatus.FAILED, summary)
@@ -89,3 +95,30 @@ class ChecksGate:
                 "checks",
                 stage.name,
             )
+
+    def _guards_only(self, stage: Stage, status: StageStatus) -> None:
+        """No pre-promotion checks: item 3 says what the guards that ran found, either way."""
+        ledger = self._ledger
+        item = status.item(ChecklistKey.THRESHOLDS)
+        if item.status in (ItemStatus.FAILED, ItemStatus.WARNING):
+            return  # a guard already said so
+        windows = [r for r in status.guards if r.outcome == ChecksOutcome.PASSED]
+        if not stage.guard_checks() or not windows:
+            evidence = "no metric checks" if not stage.guard_checks() else "no guard window ran"
+            ledger.item(stage.name, ChecklistKey.THRESHOLDS, ItemStatus.NOT_APPLICABLE, evidence)
+            return
+        measured = sum(c.measured for r in windows for c in r.checks)
+        evidence = (
+            f"guards passed: {measured} measurement(s) in {len(windows)} window(s); "
+            f"last {windows[-1].summary()}"
+        )
+        alerts = sorted({a.check for a in ledger.status.alerts if a.stage == stage.name})
+        if alerts:
+            ledger.item(
+                stage.name,
+                ChecklistKey.THRESHOLDS,
+                ItemStatus.WARNING,
+                f"{evidence}; notify-only alerts raised: {', '.join(alerts)}",
+            )
+            return
+        ledger.item(stage.name, ChecklistKey.THRESHOLDS, ItemStatus.PASSED, evidence)

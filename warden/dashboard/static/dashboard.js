@@ -9,8 +9,9 @@
   }
   var fallbackTrace = newId();
   function traceId() {
-    var meta = document.querySelector('meta[name="warden-trace-id"]');
-    return (meta && meta.content) || fallbackTrace;
+    // the page's own element: a boosted navigation swaps the body, never the head
+    var ids = document.getElementById("page-ids");
+    return (ids && ids.dataset.traceId) || fallbackTrace;
   }
   document.addEventListener("htmx:configRequest", function (event) {
     event.detail.headers["X-Request-Id"] = newId();

@@ -1,0 +1,222 @@
+"""The dashboard in a real browser: what a committee member, the release owner and an operator see.
+
+Every test fails when the page logs a JavaScript console error, checks that every request the
+page made itself (htmx's fetches) carried X-Request-Id and X-Trace-Id, and saves screenshots
+(under the test's tmp dir, and as docs/images/dashboard-*.png for docs/dashboard.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.conftest import ServedApi, api_plan, wait_for_status, waiting_at
+from tests.dashboard.conftest import Browser, Governance
+
+pytestmark = pytest.mark.timeout(300)
+
+
+async def start_release(api: ServedApi, governance: Governance, desk: Any, version: str) -> str:
+    plan = api_plan(desk.url, version)
+    for stage in plan["stages"]:
+        if "signoff" in stage:
+            stage["signoff"].update({"approvers": ["carol", "dave"], "quorum": 1})
+    async with api.client() as http:
+        started = await http.post(
+            "/releases", json={"plan": plan}, headers=governance.headers("alice")
+        )
+        assert started.status_code == 201, started.text
+        release_id = str(started.json()["release_id"])
+        await wait_for_status(
+            http, release_id, governance.headers("alice"), waiting_at("pilot"), timeout=90
+        )
+    return release_id
+
+
+def check_page(browser: Browser) -> None:
+    errors = browser.unexpected_console_errors()
+    assert not errors, f"the page logged console errors: {errors}"
+    fetches = [r for r in browser.requests if r.resource_type in ("xhr", "fetch")]
+    assert fetches, "the page made no requests of its own"
+    for request in fetches:
+        headers = request.headers
+        assert headers.get("x-request-id"), f"{request.method} {request.url} without X-Request-Id"
+        assert headers.get("x-trace-id"), f"{request.method} {request.url} without X-Trace-Id"
+    ids = [r.headers["x-request-id"] for r in fetches]
+    assert len(set(ids)) == len(ids), "a request id was used twice"
+
+
+async def test_a_committee_member_approves_and_the_stage_advances_without_a_reload(
+    dashboard_api: ServedApi, governance: Governance, desk: Any, worker: None, browser: Any
+) -> None:
+    release_id = await start_release(dashboard_api, governance, desk, "15.1.0")
+    b: Browser = await browser()
+    await b.sign_in(dashboard_api.url, governance.tokens["carol"])
+    await b.page.wait_for_selector(f'tr[data-release="{release_id}"]')
+    assert "waiting_approval" in await b.page.inner_text(f'tr[data-release="{release_id}"]')
+    await b.screenshot("releases")
+
+    await b.page.click(f'a[href="/ui/releases/{release_id}"]')
+    await b.page.wait_for_selector("#approve")
+    assert await b.page.get_attribute("#stage-pilot", "data-state") == "waiting_approval"
+    trace = await b.page.get_attribute("#trace-link", "href")
+    assert trace and trace.startswith("/traces/")
+    await b.screenshot("release-waiting")
+
+    await b.page.evaluate("window.__notReloaded = true")
+    await b.page.fill('input[name="comment"]', "evidence reviewed")
+    await b.page.click("#approve")
+    await b.page.wait_for_function(
+        "document.querySelector('#stage-pilot').dataset.state === 'promoted'", timeout=30_000
+    )
+    assert await b.page.evaluate("window.__notReloaded === true"), "the page was reloaded"
+    assert "carol approved" in await b.page.inner_text("#stage-pilot")
+    assert "evidence reviewed" in await b.page.inner_text("#stage-pilot")
+    await b.page.wait_for_function(
+        "document.querySelector('#release-state, #live') && "
+        "document.querySelector('#stage-production').dataset.state === 'promoted'",
+        timeout=60_000,
+    )
+    await b.screenshot("release-promoted")
+    await asyncio.sleep(2.5)  # the page keeps polling its cheap fragment (204 while unchanged)
+    # the page's requests ran under the release's trace id
+    polled = [r for r in b.requests if "/live" in r.url]
+    assert len(polled) >= 2 and {r.headers["x-trace-id"] for r in polled} == {
+        trace.removeprefix("/traces/")
+    }
+    check_page(b)
+
+
+async def test_the_owner_sees_no_approve_button_and_a_forged_approval_is_refused_and_audited(
+    dashboard_api: ServedApi, governance: Governance, desk: Any, worker: None, browser: Any
+) -> None:
+    release_id = await start_release(dashboard_api, governance, desk, "15.2.0")
+    b: Browser = await browser()
+    await b.sign_in(dashboard_api.url, governance.tokens["alice"])
+    await b.page.goto(f"{dashboard_api.url}/ui/releases/{release_id}")
+    await b.page.wait_for_selector("#no-decide")
+    assert await b.page.query_selector("#approve") is None
+    assert await b.page.query_selector("#reject") is None
+    assert "cannot" in (await b.page.inner_text("#no-decide")) or "roles" in (
+        await b.page.inner_text("#no-decide")
+    )
+    assert await b.page.query_selector("#pause") is not None  # a release manager may pause
+    await b.screenshot("release-owner")
+
+    csrf = await b.page.get_attribute('input[name="csrf"]', "value")
+    url = f"{dashboard_api.url}/ui/releases/{release_id}/approve"
+    forged = await b.page.request.post(
+        url, form={"stage": "pilot", "comment": "", "csrf": csrf or ""}
+    )
+    assert forged.status == 403
+    assert "may not release.decide" in await forged.text()
+    without_csrf = await b.page.request.post(url, form={"stage": "pilot"})
+    assert without_csrf.status == 403
+    assert "CSRF" in await without_csrf.text()
+
+    async with dashboard_api.client() as http:
+        rows = (
+            await http.get(
+                "/audit/events",
+                params={"action": "auth.refused", "releaseId": release_id},
+                headers=governance.headers("root"),
+            )
+        ).json()
+        failures = (
+            await http.get(
+                "/audit/events",
+                params={"action": "api.failure", "releaseId": release_id},
+                headers=governance.headers("root"),
+            )
+        ).json()
+        status = (
+            await http.get(f"/releases/{release_id}", headers=governance.headers("alice"))
+        ).json()
+    events = rows["events"] if isinstance(rows, dict) else rows
+    refused = [e for e in events if e["details"].get("face") == "dashboard"]
+    assert {e["userId"] for e in refused} >= {"alice"}
+    assert any("CSRF" in e["details"]["reason"] for e in refused)
+    assert any(e["details"].get("permission") == "release.decide" for e in refused)
+    failed = failures["events"] if isinstance(failures, dict) else failures
+    assert {e["details"]["status"] for e in failed} == {403}
+    assert all(e["details"]["requestId"] for e in failed)
+    assert status["state"] == "waiting_approval"  # nothing was counted
+    await asyncio.sleep(1.5)  # the page polls its live fragment meanwhile
+    check_page(b)
+
+
+async def test_a_channel_going_down_turns_its_card_red_and_the_ticker_shows_the_alert(
+    dashboard_api: ServedApi, governance: Governance, desk: Any, browser: Any
+) -> None:
+    b: Browser = await browser()
+    await b.sign_in(dashboard_api.url, governance.tokens["oscar"])
+    await b.page.goto(f"{dashboard_api.url}/ui/health")
+    await b.page.wait_for_selector("#channels-pilot.green", timeout=15_000)
+    assert "No active alerts" in await b.page.inner_text("#ticker")
+    await b.page.wait_for_selector("#sla-pilot")
+    await b.screenshot("health")
+
+    httpx.post(f"{desk.url}/_sim/channels/feishu/down", trust_env=False).raise_for_status()
+    try:
+        down_at = time.monotonic()
+        await b.page.wait_for_selector("#channels-pilot.red", timeout=10_000)
+        assert "down" in await b.page.inner_text('#channels-pilot tr[data-channel="feishu"]')
+        # the guard's window: im-channel-down holds for 2s here, the page polls every second
+        await b.page.wait_for_selector(
+            '#ticker .alert[data-check="im-channel-down"]', timeout=10_000
+        )
+        took = time.monotonic() - down_at
+        assert "feishu down in pilot" in await b.page.inner_text("#ticker")
+        assert took < 10
+        assert "customers cannot reach support" in await b.page.inner_text("#error-events")
+        await b.screenshot("health-channel-down")
+    finally:
+        httpx.post(f"{desk.url}/_sim/channels/feishu/up", trust_env=False).raise_for_status()
+    await b.page.wait_for_selector("#channels-pilot.green", timeout=15_000)
+    await asyncio.sleep(0)
+    check_page(b)
+
+
+async def test_no_session_leads_to_sign_in_and_a_bad_token_is_refused_readably(
+    dashboard_api: ServedApi, governance: Governance, browser: Any
+) -> None:
+    b: Browser = await browser()
+    for path in ("/ui/releases", "/ui/health", "/ui/releases/release-x-1"):
+        await b.page.goto(f"{dashboard_api.url}{path}")
+        assert "/ui/signin?next=" in b.page.url, path
+        await b.page.wait_for_selector('input[name="token"]')
+    b.expect_refusal(401)
+    await b.page.fill('input[name="token"]', "wdn_not-a-real-token")
+    await b.page.click('button[type="submit"]')
+    message = await b.page.inner_text("#signin-message")
+    assert message == "Sign-in refused: the token is not valid (unknown or revoked)"
+    assert "wdn_not-a-real-token" not in await b.page.content()
+    await b.screenshot("signin-refused")
+
+    async with dashboard_api.client() as http:
+        # a crafted POST without any session is refused as JSON
+        forged = await http.post(
+            "/ui/releases/release-x-1/approve",
+            data={"stage": "pilot"},
+            headers={"Accept": "application/json"},
+        )
+        assert forged.status_code == 401
+        assert forged.json()["error"]["message"]
+        rows = (
+            await http.get(
+                "/audit/events",
+                params={"action": "auth.refused"},
+                headers=governance.headers("root"),
+            )
+        ).json()
+    events = rows["events"] if isinstance(rows, dict) else rows
+    assert any(
+        e["details"].get("face") == "dashboard" and "not valid" in e["details"]["reason"]
+        for e in events
+    )
+    # this page only navigated: a document load cannot carry custom headers, so none to check
+    assert not b.unexpected_console_errors()

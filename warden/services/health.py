@@ -320,7 +320,9 @@ class HealthService:
             providers = build_metric_providers(settings, self._http)
         self.providers = providers
         self._checks = {env.name: _checks_for(self.config, env) for env in self.config.environments}
-        self._state: dict[tuple[str, str], dict[str, Any] | None] = {}
+        #: each check's recent provider states (a scrape each), oldest first: a rate covers
+        #: about one `interval` of the check, however often the cards are looked at
+        self._state: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._last: dict[tuple[str, str], Value] = {}
         self._down_since: dict[tuple[str, str], datetime] = {}
         self._lock = asyncio.Lock()
@@ -365,14 +367,16 @@ class HealthService:
             now=now,
         )
         slot = (env.name, key)
+        baselines = self._state.setdefault(slot, [])
         try:
             reading = await asyncio.wait_for(
-                provider.measure(query, ctx, self._state.get(slot)), timeout=5.0
+                provider.measure(query, ctx, _baseline(baselines, check, now)), timeout=5.0
             )
         except (MetricError, TimeoutError) as exc:
             return Value(None, False, str(exc) or "timed out", True)
-        if reading.state is not None:
-            self._state[slot] = reading.state
+        if reading.state is not None and reading.state not in baselines:
+            baselines.append(reading.state)
+            del baselines[:-MAX_BASELINES]
         if reading.retry_in_s is not None or reading.value is None:
             # a baseline was just taken, or nothing moved: keep showing the last number
             last = self._last.get(slot)
@@ -457,13 +461,16 @@ class HealthService:
                     )
                 )
             external = env.external_error_rate
-            if external is not None and external.known and external.breached:
+            slot = (env.environment, "external-api-error-rate")
+            if external is None or not external.known or not external.breached:
+                self._down_since.pop(slot, None)
+            else:
                 alerts.append(
                     TickerAlert(
                         source="health",
                         check="external-api-error-rate",
                         environment=env.environment,
-                        since=now,
+                        since=self._down_since.setdefault(slot, now),
                         message=f"external API error rate {external.value:.1%} in {env.environment}",
                     )
                 )
@@ -502,6 +509,25 @@ class HealthService:
                     )
         self._release_alerts = (time.monotonic(), alerts)
         return alerts
+
+
+MAX_BASELINES = 200
+
+
+def _baseline(
+    states: list[dict[str, Any]], check: MetricCheck, now: datetime
+) -> dict[str, Any] | None:
+    """The newest earlier scrape at least one check interval old (else the oldest there is)."""
+    if not states:
+        return None
+    cutoff = now.timestamp() - check.interval.total_seconds()
+    old_enough = [s for s in states if float(s.get("at", 0)) <= cutoff]
+    if old_enough:
+        # drop the ones older than the chosen baseline: they are never needed again
+        keep = states.index(old_enough[-1])
+        del states[:keep]
+        return old_enough[-1]
+    return states[0]
 
 
 def _ago(delta: timedelta) -> str:

@@ -16,6 +16,7 @@ import pytest
 
 from tests.api.conftest import ServedApi, api_plan, wait_for_status, waiting_at
 from tests.dashboard.conftest import Browser, Governance
+from warden.stores.governance import hash_token
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -74,6 +75,7 @@ async def test_a_committee_member_approves_and_the_stage_advances_without_a_relo
         "document.querySelector('#stage-pilot').dataset.state === 'promoted'", timeout=30_000
     )
     assert await b.page.evaluate("window.__notReloaded === true"), "the page was reloaded"
+    await b.page.wait_for_selector("#flash .flash.ok")
     assert "carol approved" in await b.page.inner_text("#stage-pilot")
     assert "evidence reviewed" in await b.page.inner_text("#stage-pilot")
     await b.page.wait_for_function(
@@ -220,3 +222,69 @@ async def test_no_session_leads_to_sign_in_and_a_bad_token_is_refused_readably(
     )
     # this page only navigated: a document load cannot carry custom headers, so none to check
     assert not b.unexpected_console_errors()
+
+
+async def test_filters_pages_refusals_and_a_revoked_token_as_a_committee_member_sees_them(
+    dashboard_api: ServedApi, governance: Governance, desk: Any, worker: None, browser: Any
+) -> None:
+    first = await start_release(dashboard_api, governance, desk, "15.3.0")
+    second = await start_release(dashboard_api, governance, desk, "15.3.1")
+    b: Browser = await browser()
+    await b.sign_in(dashboard_api.url, governance.tokens["dave"])
+
+    # filtered by state and service, one a page: the newest first, then the other
+    await b.page.goto(
+        f"{dashboard_api.url}/ui/releases?service=support-desk&state=waiting_approval&size=1"
+    )
+    await b.page.wait_for_selector(f'tr[data-release="{second}"]')
+    assert await b.page.query_selector(f'tr[data-release="{first}"]') is None
+    await b.page.click("#next-page")
+    await b.page.wait_for_selector(f'tr[data-release="{first}"]')
+    await b.page.goto(f"{dashboard_api.url}/ui/releases?state=promoted")
+    await b.page.wait_for_selector("table.releases")
+    assert await b.page.query_selector(f'tr[data-release="{first}"]') is None
+
+    # the release's own refusal, as a person reads it
+    await b.page.goto(f"{dashboard_api.url}/ui/releases/{first}")
+    await b.page.wait_for_selector("#reject")
+    b.expect_refusal(409)
+    await b.page.click("#reject")
+    await b.page.wait_for_selector("#flash .flash.error")
+    assert "a rejection needs a comment saying why" in await b.page.inner_text("#flash")
+    await b.screenshot("release-refused")
+    assert await b.page.get_attribute("#stage-pilot", "data-state") == "waiting_approval"
+    decided = [r for r in b.requests if r.method == "POST" and "/releases/" in r.url]
+    assert [r.url.rsplit("/", 1)[-1] for r in decided] == ["reject"]  # and nothing else
+
+    # the token is revoked: the page's next poll leads to the sign-in page
+    text = governance.path.read_text()
+    revoked = text.replace(hash_token(governance.tokens["dave"]), "f" * 64)
+    assert revoked != text
+    replacement = governance.path.with_suffix(".new")
+    replacement.write_text(revoked)
+    replacement.replace(governance.path)  # as an editor saves it: never half written
+    await b.page.wait_for_url("**/ui/signin?**", timeout=10_000)
+    assert "no longer works" in await b.page.inner_text("#signin-message")
+    assert f"/ui/releases/{first}" in b.page.url
+    check_page(b)
+
+
+async def test_a_session_survives_an_api_restart(
+    serve_api: Any, dashboard_api: ServedApi, governance: Governance
+) -> None:
+    async with dashboard_api.client() as http:
+        signed = await http.post("/ui/signin", data={"token": governance.tokens["oscar"]})
+        assert signed.status_code == 303
+        cookie = signed.cookies["warden_session"]
+        assert "wdn_" not in cookie
+        set_cookie = signed.headers["set-cookie"].lower()
+        assert "httponly" in set_cookie and "samesite=strict" in set_cookie
+    dashboard_api.stop()
+    again: ServedApi = serve_api(GOVERNANCE_FILE=str(governance.path), SEARCH_ATTRIBUTES="true")
+    async with httpx.AsyncClient(base_url=again.url, cookies={"warden_session": cookie}) as http:
+        page = await http.get("/ui/releases")
+        assert page.status_code == 200
+        assert "oscar" in page.text
+        tampered = await http.get("/ui/releases", cookies={"warden_session": cookie[:-2] + "xx"})
+        assert tampered.status_code == 303
+        assert tampered.headers["location"].startswith("/ui/signin")

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, FastAPI, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
+from temporalio.service import RPCError
 
 from warden.api.auth import DEV_ROLES, dev_identity_allowed
 from warden.api.errors import HTTP_STATUS
@@ -133,6 +135,11 @@ async def signed_in(request: Request, permission: str = "release.view") -> Princ
     or a 403 refusal (audited)."""
     session = _session(request)
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    current = request.headers.get("hx-current-url")
+    if request.headers.get("hx-request") and current:
+        # a fragment's poll: come back to the page it was polled from
+        parts = urlsplit(current)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
     if session is None:
         raise Redirect(f"/ui/signin?next={quote(target)}")
     try:
@@ -194,24 +201,44 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Refusal)
     async def _refusal(request: Request, exc: Refusal) -> Response:
-        if request.headers.get("hx-request") and not request.headers.get("hx-boosted"):
-            return page(request, "_flash.html", exc.status, level="error", message=exc.message)
-        if "application/json" in request.headers.get("accept", "") and not request.headers.get(
-            "hx-request"
-        ):
-            return Response(
-                f'{{"error": {{"type": "{exc.title.replace(" ", "")}", "message": '
-                f"{_json(exc.message)}}}}}",
-                status_code=exc.status,
-                media_type="application/json",
-            )
-        return page(request, "refused.html", exc.status, title=exc.title, message=exc.message)
+        return refusal_response(request, exc.status, exc.title, exc.message)
+
+    # Errors a service raises on a dashboard page are shown as the dashboard shows refusals;
+    # everywhere else the API answers them as before.
+    for kind in (WardenError, RPCError):
+        api_handler = app.exception_handlers.get(kind)
+        if api_handler is None:
+            continue
+
+        async def _on_ui(
+            request: Request, exc: Exception, api_handler: Any = api_handler
+        ) -> Response:
+            answer: Response = await api_handler(request, exc)
+            if not request.url.path.startswith("/ui/"):
+                return answer
+            try:
+                message = json.loads(bytes(answer.body))["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = str(exc)
+            return refusal_response(request, answer.status_code, "Not available", message)
+
+        app.add_exception_handler(kind, _on_ui)
 
 
-def _json(text: str) -> str:
-    import json
-
-    return json.dumps(text)
+def refusal_response(request: Request, status: int, title: str, message: str) -> Response:
+    """htmx requests get a message in the page's flash area (whatever element asked: a poll
+    keeps polling); a JSON client gets the API's error body; a browser gets a page."""
+    if request.headers.get("hx-request") and not request.headers.get("hx-boosted"):
+        response = page(request, "_flash.html", status, level="error", message=message)
+        response.headers["HX-Retarget"] = "#flash"
+        response.headers["HX-Reswap"] = "innerHTML"
+        return response
+    if "application/json" in request.headers.get("accept", "") and not request.headers.get(
+        "hx-request"
+    ):
+        body = {"error": {"type": title.replace(" ", ""), "message": message}}
+        return Response(json.dumps(body), status_code=status, media_type="application/json")
+    return page(request, "refused.html", status, title=title, message=message)
 
 
 # -- sign-in ------------------------------------------------------------------------------------
@@ -313,14 +340,18 @@ def _token_bytes(text: str | None) -> bytes | None:
 
 
 async def _list_context(
-    request: Request, service: str | None, state: str | None, page_token: str | None
+    request: Request,
+    service: str | None,
+    state: str | None,
+    page_token: str | None,
+    size: int = PAGE_SIZE,
 ) -> dict[str, Any]:
     releases = api_state(request).releases()
     try:
         result = await releases.page(
             service=service or None,
             state=state or None,
-            page_size=PAGE_SIZE,
+            page_size=size,
             page_token=_token_bytes(page_token),
         )
     except WardenError as exc:
@@ -335,10 +366,12 @@ async def _list_context(
         "service": service or "",
         "state": state or "",
         "states": STATES,
+        "size": size,
     }
 
 
 Filter = Annotated[str | None, Query(max_length=100)]
+PageSize = Annotated[int, Query(ge=1, le=100)]
 
 
 @router.get("/releases", response_class=HTMLResponse)
@@ -347,9 +380,10 @@ async def releases_page(
     service: Filter = None,
     state: Filter = None,
     page_token: Annotated[str | None, Query(alias="page", max_length=4000)] = None,
+    size: PageSize = PAGE_SIZE,
 ) -> Response:
     principal = await signed_in(request)
-    context = await _list_context(request, service, state, page_token)
+    context = await _list_context(request, service, state, page_token, size)
     return page(request, "releases.html", principal=principal, **context)
 
 
@@ -359,9 +393,10 @@ async def releases_rows(
     service: Filter = None,
     state: Filter = None,
     page_token: Annotated[str | None, Query(alias="page", max_length=4000)] = None,
+    size: PageSize = PAGE_SIZE,
 ) -> Response:
     principal = await signed_in(request)
-    context = await _list_context(request, service, state, page_token)
+    context = await _list_context(request, service, state, page_token, size)
     return page(request, "_release_rows.html", principal=principal, **context)
 
 
@@ -476,9 +511,8 @@ async def approve(
 async def reject(
     request: Request, release_id: str, stage: Text = "", comment: Text = "", csrf: Csrf = ""
 ) -> Response:
+    # a missing comment is the release's own refusal (CommentRequired), audited by it
     principal = await checked_post(request, "release.decide", csrf)
-    if not comment.strip():
-        raise Refusal(422, "Comment required", "a rejection needs a comment saying why")
     decision = DecisionRequest(
         stage=stage or "-",
         user=principal.name,

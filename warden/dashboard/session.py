@@ -89,7 +89,7 @@ class Sessions:
             kind=kind,
             subject=subject,
             nonce=secrets.token_hex(16),
-            expires=time.time() + self.settings.dashboard_session_hours * 3600,
+            expires=float(int(time.time() + self.settings.dashboard_session_hours * 3600)),
         )
         payload = json.dumps(
             {"k": kind, "s": subject, "n": session.nonce, "e": int(session.expires)},

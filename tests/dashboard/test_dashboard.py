@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from tests.api.conftest import ServedApi, api_plan, wait_for_status, waiting_at
-from tests.dashboard.conftest import Browser, Governance
+from tests.dashboard.conftest import Browser, Governance, launcher
 from warden.stores.governance import hash_token
 
 pytestmark = pytest.mark.timeout(300)
@@ -179,8 +181,44 @@ async def test_a_channel_going_down_turns_its_card_red_and_the_ticker_shows_the_
     finally:
         httpx.post(f"{desk.url}/_sim/channels/feishu/up", trust_env=False).raise_for_status()
     await b.page.wait_for_selector("#channels-pilot.green", timeout=15_000)
-    await asyncio.sleep(0)
     check_page(b)
+
+
+async def test_a_killed_metrics_source_turns_the_card_red_and_alerts(
+    serve_api: Any, governance: Governance, tmp_path: Path, browser: Any
+) -> None:
+    """The service whose metrics feed a card goes away: nothing to read is not "up"."""
+    staging = launcher.SupportDeskProcess(simulate_rps=5, seed=3).start()
+    try:
+        config = tmp_path / "staging.yaml"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "refresh": "500ms",
+                    "environments": [
+                        {"name": "staging", "base_url": staging.url, "channels": ["wecom"]}
+                    ],
+                    "cards": {
+                        "channel_down": {"template": "im-channel-down", "params": {"for": "2s"}}
+                    },
+                }
+            )
+        )
+        api: ServedApi = serve_api(GOVERNANCE_FILE=str(governance.path), DASHBOARD_FILE=str(config))
+        b: Browser = await browser()
+        await b.sign_in(api.url, governance.tokens["oscar"])
+        await b.page.goto(f"{api.url}/ui/health")
+        await b.page.wait_for_selector("#channels-staging.green", timeout=15_000)
+        staging.stop()
+        await b.page.wait_for_selector("#channels-staging.red", timeout=10_000)
+        assert "no reading" in await b.page.inner_text("#channels-staging")
+        await b.page.wait_for_selector(
+            '#ticker .alert[data-check="im-channel-down"]', timeout=10_000
+        )
+        assert "wecom unreadable in staging" in await b.page.inner_text("#ticker")
+        check_page(b)
+    finally:
+        staging.stop()
 
 
 async def test_no_session_leads_to_sign_in_and_a_bad_token_is_refused_readably(

@@ -6,10 +6,12 @@ refusal is audited (`auth.refused`, face `dashboard`) and shown as a readable me
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
 import logging
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -40,6 +42,7 @@ from warden.models.release import (
     ControlRequest,
     DecisionRequest,
     ReleaseState,
+    ReleaseStatus,
 )
 from warden.services.health import HealthService, alert_events, error_events
 from warden.services.identity import AUTH_REFUSED
@@ -51,6 +54,7 @@ TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 TEMPLATES.env.globals.update(age=age, when=when)
 STATES = [s.value for s in ReleaseState]
 PAGE_SIZE = 25
+MAX_PLANS = 1000
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -62,7 +66,19 @@ class DashboardState:
         self.api = api
         self.sessions = Sessions(api.settings)
         self._health: HealthService | None = None
-        self._plans: dict[str, Any] = {}
+        #: plans by release id (a release's plan never changes): the thresholds beside its charts
+        self.plans: dict[str, Any] = {}
+        self._errors: tuple[float, list[Any]] | None = None
+        self._errors_lock = asyncio.Lock()
+
+    async def error_events(self) -> list[Any]:
+        """The error events of the audit trail, read at most once a second for every viewer."""
+        async with self._errors_lock:
+            if self._errors is not None and time.monotonic() - self._errors[0] < 1.0:
+                return self._errors[1]
+            events = await run_in_threadpool(error_events, self.api.audit_trail())
+            self._errors = (time.monotonic(), events)
+            return events
 
     def health(self) -> HealthService:
         if self._health is None:
@@ -400,18 +416,23 @@ async def releases_rows(
     return page(request, "_release_rows.html", principal=principal, **context)
 
 
-async def _release_context(request: Request, release_id: str, principal: Principal) -> Any:
+async def _release_context(
+    request: Request, release_id: str, principal: Principal, status: ReleaseStatus | None = None
+) -> Any:
     state = dashboard(request)
     releases = state.api.releases()
-    try:
-        status = await releases.status(release_id)
-    except WardenError as exc:
-        raise Refusal(HTTP_STATUS[exc.kind], "Cannot show the release", str(exc)) from None
-    plan = state._plans.get(release_id)
+    if status is None:
+        try:
+            status = await releases.status(release_id)
+        except WardenError as exc:
+            raise Refusal(HTTP_STATUS[exc.kind], "Cannot show the release", str(exc)) from None
+    plan = state.plans.get(release_id)
     if plan is None:
         try:
             plan = await releases.plan(release_id)
-            state._plans[release_id] = plan
+            if len(state.plans) >= MAX_PLANS:
+                state.plans.pop(next(iter(state.plans)))
+            state.plans[release_id] = plan
         except WardenError:
             plan = None
     audit = state.api.audit_trail()
@@ -452,7 +473,7 @@ async def release_live(
     status = await dashboard(request).api.releases().status(release_id)
     if v and v == version_of(status):
         return Response(status_code=204)
-    context = await _release_context(request, release_id, principal)
+    context = await _release_context(request, release_id, principal, status)
     return page(request, "_release_live.html", **context)
 
 
@@ -571,9 +592,8 @@ async def _health_context(request: Request) -> dict[str, Any]:
     except WardenError as exc:
         raise Refusal(503, "Health cards not configured", str(exc)) from None
     snapshot = await health.snapshot(state.api.releases())
-    audit = state.api.audit_trail()
     try:
-        events = await run_in_threadpool(error_events, audit)
+        events = await state.error_events()
         audit_problem = ""
     except WardenError as exc:
         events, audit_problem = [], str(exc)

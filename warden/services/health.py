@@ -483,9 +483,13 @@ class HealthService:
             return cached[1]
         alerts: list[TickerAlert] = []
         try:
-            running = await releases.list(limit=20, query="ExecutionStatus = 'Running'")
+            # this deployment's releases (its task queue): another's worker would never answer
+            queue = self.settings.task_queue.replace("'", "")
+            running = await releases.list(
+                limit=20, query=f"ExecutionStatus = 'Running' AND TaskQueue = '{queue}'"
+            )
             statuses = await asyncio.gather(
-                *(asyncio.wait_for(releases.status(r.release_id), timeout=2.0) for r in running),
+                *(asyncio.wait_for(releases.status(r.release_id), timeout=1.0) for r in running),
                 return_exceptions=True,
             )
         except Exception as exc:  # the ticker shows what it can; the cards stay up

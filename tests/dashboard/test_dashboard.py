@@ -23,11 +23,14 @@ from warden.stores.governance import hash_token
 pytestmark = pytest.mark.timeout(300)
 
 
-async def start_release(api: ServedApi, governance: Governance, desk: Any, version: str) -> str:
+async def start_release(
+    api: ServedApi, governance: Governance, desk: Any, version: str, **pilot: Any
+) -> str:
     plan = api_plan(desk.url, version)
     for stage in plan["stages"]:
         if "signoff" in stage:
             stage["signoff"].update({"approvers": ["carol", "dave"], "quorum": 1})
+            stage.update(pilot)
     async with api.client() as http:
         started = await http.post(
             "/releases", json={"plan": plan}, headers=governance.headers("alice")
@@ -56,7 +59,17 @@ def check_page(browser: Browser) -> None:
 async def test_a_committee_member_approves_and_the_stage_advances_without_a_reload(
     dashboard_api: ServedApi, governance: Governance, desk: Any, worker: None, browser: Any
 ) -> None:
-    release_id = await start_release(dashboard_api, governance, desk, "15.1.0")
+    # pilot also measures a metric check and runs the contract gate: a chart and report links
+    release_id = await start_release(
+        dashboard_api,
+        governance,
+        desk,
+        "15.1.0",
+        checks=[
+            {"name": "channel-down", "template": "im-channel-down", "interval": "1s", "count": 3}
+        ],
+        contract={"max_examples": 3, "seed": 15, "time_budget": "2m"},
+    )
     b: Browser = await browser()
     await b.sign_in(dashboard_api.url, governance.tokens["carol"])
     await b.page.wait_for_selector(f'tr[data-release="{release_id}"]')
@@ -66,6 +79,13 @@ async def test_a_committee_member_approves_and_the_stage_advances_without_a_relo
     await b.page.click(f'a[href="/ui/releases/{release_id}"]')
     await b.page.wait_for_selector("#approve")
     assert await b.page.get_attribute("#stage-pilot", "data-state") == "waiting_approval"
+    pilot = await b.page.inner_text("#stage-pilot")
+    assert "channel-down >= 1" in pilot and "JSON report" in pilot and "JUnit report" in pilot
+    assert await b.page.query_selector("#stage-pilot svg.chart circle.ok") is not None
+    report = await b.page.request.get(
+        f"{dashboard_api.url}/ui/releases/{release_id}/contract/pilot/report.json"
+    )
+    assert report.status == 200 and await report.json()
     trace = await b.page.get_attribute("#trace-link", "href")
     assert trace and trace.startswith("/traces/")
     await b.screenshot("release-waiting")

@@ -51,7 +51,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     state = ApiState(settings, client)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info(
             "Release Warden API (env %s, dev endpoints %s, ops endpoints %s, governance file %s)",
             settings.env,
@@ -62,6 +62,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.dashboard.aclose()
             state.close()
 
     app = FastAPI(

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Debian packages the test suite and benchmarks run for real: Prometheus and PostgreSQL.
+# Debian packages the test suite and benchmarks run for real: Prometheus, PostgreSQL and
+# Chromium (the dashboard's browser tests drive /usr/bin/chromium through Playwright).
 # Installs only what is missing; needs root (or sudo) and the Debian package mirror.
 set -euo pipefail
 
 need=()
 command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ] || need+=(prometheus)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

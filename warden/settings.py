@@ -116,6 +116,18 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Comma-separated client networks allowed on dev/ops endpoints (empty = any).",
     )
+    # Dashboard (`warden api` serves it under /ui/; docs/dashboard.md)
+    dashboard_file: Path | None = Field(
+        default=None,
+        description="YAML file naming the service, environments and queries behind the health cards; unset = the sample stack's four environments.",
+    )
+    dashboard_secret: SecretStr | None = Field(
+        default=None,
+        description="Key that signs dashboard session cookies; default <state dir>/dashboard.key, made on first use.",
+    )
+    dashboard_session_hours: float = Field(
+        default=12.0, gt=0, description="How long a dashboard sign-in lasts."
+    )
     # Worker
     worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
     max_cached_workflows: int = Field(default=1000, ge=0)

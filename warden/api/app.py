@@ -19,6 +19,7 @@ from warden import __version__
 from warden.api.context import RequestContextMiddleware
 from warden.api.docs import install_docs
 from warden.api.errors import install_error_handlers
+from warden.api.failures import FailureAuditMiddleware
 from warden.api.routers import access, audit, dev, flags, identity, ops, releases, reports, system
 from warden.api.state import ApiState
 from warden.api.strict import reject_unknown_query
@@ -43,10 +44,14 @@ governance file (`WARDEN_GOVERNANCE_FILE`). On one machine in dev (no governance
 
 def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     """An API over `settings`; with `client`, use that Temporal client instead of connecting."""
+    from warden.dashboard import (
+        install_dashboard,  # a face on the same app; it imports the API's state
+    )
+
     state = ApiState(settings, client)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info(
             "Release Warden API (env %s, dev endpoints %s, ops endpoints %s, governance file %s)",
             settings.env,
@@ -57,6 +62,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.dashboard.aclose()
             state.close()
 
     app = FastAPI(
@@ -84,8 +90,10 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     )
     app.state.warden = state
     install_error_handlers(app)
+    app.add_middleware(FailureAuditMiddleware)  # inner: runs with the request's ids
     app.add_middleware(RequestContextMiddleware, metrics=state.metrics)
     install_docs(app)
+    install_dashboard(app, state)
     app.include_router(system.router)
     app.include_router(identity.router)
     app.include_router(releases.router)

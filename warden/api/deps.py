@@ -62,6 +62,7 @@ async def authenticate(request: Request, permission: str) -> Principal:
     claimed = request.headers.get(AS_USER_HEADER) or request.headers.get(DEV_USER_HEADER)
     try:
         principal = await _identify(api, request)
+        request.state.user = principal.name
         api.auth.identity.authorize(principal, permission)
     except Unauthenticated as exc:
         api.metrics.auth_denied.labels("unauthenticated").inc()
@@ -87,6 +88,7 @@ async def authenticate(request: Request, permission: str) -> Principal:
             details={**details, "reason": str(exc), "devIdentity": principal.dev_identity},
         )
         raise ApiError(403, "Forbidden", str(exc)) from None
+    request.state.user = principal.name
     return principal
 
 

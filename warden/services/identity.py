@@ -14,6 +14,7 @@ that was needed, never the token.
 
 from __future__ import annotations
 
+import hmac
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from warden.settings import Settings
 from warden.stores.governance import (
     GovernanceError,
     Principal,
+    effective_roles,
     load_governance,
     principal_for_token,
     roles_for,
@@ -101,6 +103,17 @@ class IdentityService:
         if principal is None:
             raise Unauthenticated(BAD_TOKEN)
         return principal
+
+    def from_token_digest(self, digest: str) -> Principal:
+        """The user whose token has this SHA-256 (a dashboard session names the token by it, so
+        a revoked token or changed roles take effect on the session's next request)."""
+        governance = self.governance()
+        if governance is None:
+            raise Unauthenticated("no governance file is configured (WARDEN_GOVERNANCE_FILE)")
+        for user in governance.users:
+            if user.token_sha256 and hmac.compare_digest(user.token_sha256, digest):
+                return Principal(user.name, effective_roles(governance, self._grants(), user.name))
+        raise Unauthenticated(BAD_TOKEN)
 
     @staticmethod
     def check_claim(principal: Principal, claimed: str | None) -> None:

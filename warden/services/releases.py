@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
 from temporalio.client import (
+    WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
@@ -47,6 +51,32 @@ from workflows.trust import AUDITED
 QUERY_TIMEOUT = timedelta(seconds=15)
 #: Trace ids travel in X-Trace-Id headers and audit rows: printable ASCII, no spaces (as the API's).
 TRACE_ID_PATTERN = re.compile(r"[!-~]{1,200}")
+
+
+#: A service or state name in a visibility filter: nothing that could end the quoted value.
+_FILTER_VALUE = re.compile(r"[A-Za-z0-9._\-]{1,100}")
+
+
+class ReleasePage(BaseModel):
+    releases: list[ReleaseSummary]
+    next_page_token: bytes | None = None
+
+
+async def _summary(execution: WorkflowExecution) -> ReleaseSummary:
+    memo = await execution.memo()
+    status = execution.status.name.lower() if execution.status else ""
+    return ReleaseSummary(
+        release_id=execution.id,
+        service=str(memo.get("service", "")),
+        version=str(memo.get("version", "")),
+        owner=str(memo.get("owner", "")),
+        started_by=str(memo.get("started_by", "")),
+        state=str(memo.get("state", status)),
+        stage=str(memo.get("stage", "")),
+        workflow_status=status,
+        started_at=execution.start_time,
+        closed_at=execution.close_time,
+    )
 
 
 class UnknownRelease(NotFound):
@@ -275,20 +305,86 @@ class ReleaseService:
         visibility = "WorkflowType = 'ReleaseWorkflow'" + (f" AND {query}" if query else "")
         client = await self.temporal.client()
         async for execution in client.list_workflows(visibility, limit=limit):
-            memo = await execution.memo()
-            status = execution.status.name.lower() if execution.status else ""
-            yield ReleaseSummary(
-                release_id=execution.id,
-                service=str(memo.get("service", "")),
-                version=str(memo.get("version", "")),
-                owner=str(memo.get("owner", "")),
-                started_by=str(memo.get("started_by", "")),
-                state=str(memo.get("state", status)),
-                stage=str(memo.get("stage", "")),
-                workflow_status=status,
-                started_at=execution.start_time,
-                closed_at=execution.close_time,
+            yield await _summary(execution)
+
+    async def page(
+        self,
+        *,
+        service: str | None = None,
+        state: str | None = None,
+        page_size: int = 25,
+        page_token: bytes | None = None,
+    ) -> ReleasePage:
+        """One page of releases, newest first, from Temporal visibility (the `Warden*` search
+        attributes filter by service and state): never a workflow loaded to build it."""
+        conditions = ["WorkflowType = 'ReleaseWorkflow'"]
+        for attribute, value in (("WardenService", service), ("WardenState", state)):
+            if value:
+                if not _FILTER_VALUE.fullmatch(value):
+                    raise WardenError(
+                        f"{attribute.removeprefix('Warden').lower()} {short_repr(value)} is not a "
+                        "name (letters, digits, . _ - only)"
+                    )
+                conditions.append(f"{attribute} = '{value}'")
+        if (service or state) and not self.settings.use_search_attributes:
+            raise WardenError(
+                "filtering needs the Warden* search attributes (WARDEN_SEARCH_ATTRIBUTES=true, "
+                "registered on the cluster: docs/temporal-cluster.md)",
+                "SearchAttributesOff",
             )
+        client = await self.temporal.client()
+        executions = client.list_workflows(
+            " AND ".join(conditions), page_size=page_size, next_page_token=page_token or None
+        )
+        await executions.fetch_next_page()
+        rows = [await _summary(execution) for execution in executions.current_page or []]
+        return ReleasePage(releases=rows, next_page_token=executions.next_page_token or None)
+
+    async def steps(self, release_ids: Sequence[str], timeout_s: float = 1.0) -> dict[str, str]:
+        """What each running release does now (its `status` query's current step), asked of
+        all at once; a release that does not answer in time is left out."""
+
+        async def one(release_id: str) -> tuple[str, str] | None:
+            try:
+                handle = await self.handle(release_id)
+                status = await asyncio.wait_for(
+                    handle.query(ReleaseWorkflow.status, rpc_timeout=QUERY_TIMEOUT), timeout_s
+                )
+            except (TimeoutError, RPCError, WorkflowQueryFailedError):
+                return None
+            return release_id, status.current_step
+
+        found = await asyncio.gather(*(one(r) for r in release_ids))
+        return dict(row for row in found if row is not None)
+
+    async def plan(self, release_id: str) -> ReleasePlan:
+        """The plan a release was started with (its first history event): the thresholds and
+        flag steps a page shows beside what the release measured."""
+        await self._describe(release_id)
+        client = await self.temporal.client()
+        handle = client.get_workflow_handle(release_id)
+        async for event in handle.fetch_history_events(page_size=1):
+            attributes = event.workflow_execution_started_event_attributes
+            [started] = await client.data_converter.decode(
+                list(attributes.input.payloads), [ReleaseInput]
+            )
+            return started.plan  # type: ignore[no-any-return]
+        raise UnknownRelease(f"release {release_id} has no history")
+
+    def contract_report_path(self, status: ReleaseStatus, stage: str, kind: str) -> Path:
+        """The JSON or JUnit report of a stage's contract run, only from the artifacts dir."""
+        found = next((s for s in status.stages if s.name == stage), None)
+        report = found.contract if found else None
+        name = None
+        if report is not None:
+            name = report.json_report if kind == "json" else report.junit_report
+        if not name:
+            raise NotFound(f"stage {short_repr(stage)} of {status.release_id} has no {kind} report")
+        path = Path(name).expanduser().resolve()
+        root = self.settings.artifacts_path.resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            raise NotFound(f"the {kind} report of {status.release_id}/{stage} is not on this host")
+        return path
 
     # -- deciding and controlling ----------------------------------------------------------
 

@@ -133,3 +133,10 @@ async def test_the_api_starts_the_server_again_after_it_was_stopped(machine: Mac
     finally:
         api.stop()
     assert (machine.state / "worker.pid").exists()  # and a background worker again
+    # ... on this machine's server, with the settings the API runs with (not the defaults)
+    polling = [
+        line
+        for line in (machine.state / "worker.log").read_text().splitlines()
+        if "polling" in line
+    ]
+    assert polling[-1].endswith(f"127.0.0.1:{env['WARDEN_DEV_SERVER_PORT']}"), polling

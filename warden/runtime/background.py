@@ -92,6 +92,28 @@ def worker_settings(settings: Settings) -> dict[str, str]:
     return out
 
 
+def worker_environment(settings: Settings) -> dict[str, str]:
+    """The environment of a background worker started for `settings`: every setting as the
+    WARDEN_* variable that gives it, so a worker started by `warden api` (whose settings may
+    not come from its environment) acts on the same server, state and backends."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, list):
+            text = ",".join(str(v) for v in value)
+        else:
+            text = str(value)
+        env["WARDEN_" + name.upper()] = text
+    env["WARDEN_STATE_DIR"] = str(settings.resolved_state_dir)
+    return env
+
+
 def recorded_worker_settings(settings: Settings) -> dict[str, str] | None:
     """The settings the background worker was started with, if it records them."""
     try:
@@ -165,7 +187,7 @@ async def ensure_worker(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env={**os.environ, "WARDEN_STATE_DIR": str(state)},
+            env=worker_environment(settings),
         )
     (state / "worker.pid").write_text(str(process.pid))
     (state / "worker.json").write_text(

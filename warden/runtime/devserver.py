@@ -7,6 +7,7 @@ is taken; `<state dir>/temporal.ui` names the UI of the server this state dir st
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -133,6 +134,18 @@ def ensure_running(settings: Settings, *, ui: bool = True, timeout: float = 30.0
         return settings.dev_server_address
     state = settings.resolved_state_dir
     state.mkdir(parents=True, exist_ok=True)
+    # One starter at a time (the CLI, the API and a background worker may all try at once):
+    # otherwise a second server that loses the port can leave its pid in the pid file and the
+    # server that runs is one `warden server stop` cannot find.
+    with open(state / "temporal.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_listening("127.0.0.1", settings.dev_server_port):
+            return settings.dev_server_address
+        return _start(settings, ui=ui, timeout=timeout)
+
+
+def _start(settings: Settings, *, ui: bool, timeout: float) -> str:
+    state = settings.resolved_state_dir
     ui = ui and not is_listening("127.0.0.1", settings.dev_server_ui_port)
     log = open(state / "temporal.log", "ab")  # noqa: SIM115 - handed to the child process
     process = subprocess.Popen(

@@ -15,11 +15,22 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from temporalio.client import Client
 
-from warden import __version__
+from warden import __version__, tracing
 from warden.api.context import RequestContextMiddleware
 from warden.api.docs import install_docs
 from warden.api.errors import install_error_handlers
-from warden.api.routers import access, audit, dev, flags, identity, ops, releases, reports, system
+from warden.api.routers import (
+    access,
+    audit,
+    dev,
+    flags,
+    identity,
+    ops,
+    releases,
+    reports,
+    system,
+    traces,
+)
 from warden.api.state import ApiState
 from warden.api.strict import reject_unknown_query
 from warden.settings import Settings
@@ -43,6 +54,7 @@ governance file (`WARDEN_GOVERNANCE_FILE`). On one machine in dev (no governance
 
 def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     """An API over `settings`; with `client`, use that Temporal client instead of connecting."""
+    tracing.setup("release-warden-api")
     state = ApiState(settings, client)
 
     @asynccontextmanager
@@ -80,6 +92,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
             {"name": "ops", "description": "Operational endpoints (WARDEN_OPS_ENDPOINTS)."},
             {"name": "dev", "description": "Dev endpoints (WARDEN_DEV_ENDPOINTS)."},
             {"name": "system", "description": "Health and metrics."},
+            {"name": "traces", "description": "The chain of events of one trace id."},
         ],
     )
     app.state.warden = state
@@ -95,4 +108,6 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(ops.router, include_in_schema=settings.ops_endpoints_enabled)
     app.include_router(dev.router, include_in_schema=settings.dev_endpoints_enabled)
+    app.include_router(traces.router)
+    tracing.instrument_fastapi(app)
     return app

@@ -24,6 +24,7 @@ SEARCH_ATTRIBUTES = {
     "WardenVersion": "Keyword",
     "WardenStage": "Keyword",
     "WardenState": "Keyword",
+    "WardenTraceId": "Keyword",
 }
 
 

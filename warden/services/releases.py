@@ -157,7 +157,7 @@ class ReleaseService:
             plan=plan,
             started_by=started_by,
             trace_id=trace_id or new_trace_id(),
-            request_id=request_id,
+            request_id=request_id or uuid.uuid4().hex,
             dev_identity=dev_identity,
             options=ReleaseOptions(
                 search_attributes=self.settings.use_search_attributes,

@@ -23,6 +23,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
@@ -116,6 +117,18 @@ def _problem(failure: Exception) -> str:
     return " ".join((match[1] if match else text).split())[:500]
 
 
+_QUIET_RUNTIME: Runtime | None = None
+
+
+def quiet_runtime() -> Runtime:
+    """A runtime whose core does not log: a failing replay is reported once, by us, not as
+    warnings from the SDK's core on stdout (where `--json` and `--csv` go)."""
+    global _QUIET_RUNTIME
+    if _QUIET_RUNTIME is None:
+        _QUIET_RUNTIME = Runtime(telemetry=TelemetryConfig(logging=None))
+    return _QUIET_RUNTIME
+
+
 class HistoryReplayer:
     """The worker's workflows in the worker's sandbox, replaying one history at a time."""
 
@@ -128,6 +141,7 @@ class HistoryReplayer:
             workflows=list(workflows),
             data_converter=pydantic_data_converter,
             workflow_runner=workflow_runner(settings),
+            runtime=quiet_runtime(),
         )
 
     async def _failure(self, history: WorkflowHistory) -> Exception | None:
@@ -276,6 +290,13 @@ def history_lines(history: WorkflowHistory) -> list[ChainLine]:
     """The events of one history that matter: its start, stage transitions, activities with
     their result, updates with who sent them, signals, timers, and how it ended."""
     facts = workflow_facts(history)
+    first = (
+        history.events[0].workflow_execution_started_event_attributes if history.events else None
+    )
+    #: Lines without a request of their own name the one that started the workflow (or its run).
+    started_by_request = facts.request_id or (
+        f"run-{first.original_execution_run_id}" if first else None
+    )
     scheduled: dict[int, tuple[str, Any, str | None]] = {}
     timers: dict[int, str] = {}
     updates: dict[str, tuple[str, str | None, str | None]] = {}
@@ -300,7 +321,7 @@ def history_lines(history: WorkflowHistory) -> list[ChainLine]:
                 kind=kind,
                 summary=summary,
                 user=user,
-                request_id=request_id,
+                request_id=request_id or started_by_request,
                 trace_id=facts.trace_id,
             )
         )
@@ -618,7 +639,12 @@ class ReplayService:
     ) -> ReplayReport:
         outcomes = [await self.replayer.replay(h) for h in histories] if replay else []
         lines = [line for h in histories for line in history_lines(h)]
-        lines += [audit_line(e) for e in audit]
+        started = {line.workflow_id: line.request_id for line in lines if line.kind == "started"}
+        for event in audit:
+            line = audit_line(event)
+            if line.request_id is None and line.workflow_id in started:
+                line = line.model_copy(update={"request_id": started[line.workflow_id]})
+            lines.append(line)
         return ReplayReport(
             release_id=release_id,
             trace_id=trace_id,

@@ -1,0 +1,104 @@
+"""One trace id from the API request to the sample service: spans at a real OTLP receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from pathlib import Path
+
+import httpx
+from temporalio.testing import WorkflowEnvironment
+
+from tests.harness.otlp import OtlpReceiver, ReceivedSpan
+from tests.helpers import RecordingServer
+from tests.tracing.conftest import traced_env, traced_stack
+from warden.settings import Settings
+
+CLIENT = 3  # SpanKind.SPAN_KIND_CLIENT in OTLP
+SERVER = 2
+
+
+def two_stage_plan(base_url: str, version: str) -> dict[str, object]:
+    return {
+        "service": "support-desk",
+        "version": version,
+        "owner": "rita",
+        "stages": [
+            {"name": n, "base_url": base_url, "smoke": [{"name": "health", "path": "/healthz"}]}
+            for n in ("dev", "staging")
+        ],
+    }
+
+
+async def wait_done(http: httpx.AsyncClient, release_id: str, headers: dict[str, str]) -> dict:
+    for _ in range(600):
+        body = (await http.get(f"/releases/{release_id}", headers=headers)).json()
+        if body.get("state") in ("promoted", "rolled_back", "failed", "aborted"):
+            return body  # type: ignore[no-any-return]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"release {release_id} never ended")
+
+
+async def test_one_trace_id_covers_api_workflow_activities_and_service_calls(
+    dev_env: WorkflowEnvironment,
+    settings: Settings,
+    receiver: OtlpReceiver,
+    governance_tokens: tuple[Path, dict[str, str]],
+    tmp_path: Path,
+) -> None:
+    governance, tokens = governance_tokens
+    env = traced_env(dev_env, settings, receiver, governance)
+    trace = secrets.token_hex(16)
+    parent = secrets.token_hex(8)
+    with RecordingServer() as service:
+        async with (
+            traced_stack(env, tmp_path) as url,
+            httpx.AsyncClient(base_url=url, timeout=30) as http,
+        ):
+            auth = {"Authorization": f"Bearer {tokens['rita']}"}
+            started = await http.post(
+                "/releases",
+                json={"plan": two_stage_plan(service.url, "3.1.0")},
+                headers={**auth, "traceparent": f"00-{trace}-{parent}-01"},
+            )
+            assert started.status_code == 201, started.text
+            assert started.headers["X-Trace-Id"] == trace
+            assert started.json()["trace_id"] == trace
+            release_id = started.json()["release_id"]
+            assert (await wait_done(http, release_id, auth))["state"] == "promoted"
+
+            def complete(spans: list[ReceivedSpan]) -> bool:
+                names = {s.name for s in spans if s.trace_id == trace}
+                return {
+                    "POST /releases",
+                    "StartWorkflow:ReleaseWorkflow",
+                    "RunWorkflow:ReleaseWorkflow",
+                    "RunActivity:run_smoke_checks",
+                } <= names and any(
+                    s.kind == CLIENT and s.service == "release-warden-worker"
+                    for s in spans
+                    if s.trace_id == trace
+                )
+
+            spans = receiver.wait_for(complete)
+
+    ours = [s for s in spans if s.trace_id == trace]
+    api_request = next(s for s in ours if s.name == "POST /releases")
+    assert api_request.service == "release-warden-api" and api_request.kind == SERVER
+    assert api_request.parent_span_id == parent  # the caller's span is its parent
+    services = {s.service for s in ours}
+    assert services == {"release-warden-api", "release-warden-worker"}
+    assert any(s.name == "StartActivity:run_smoke_checks" for s in ours)  # the workflow's
+    client_spans = {s.span_id for s in ours if s.kind == CLIENT and s.service.endswith("worker")}
+
+    # The sample service's access log: every call the release made carries the trace.
+    calls = [r for r in service.requests if r["path"] == "/healthz"]
+    assert len(calls) >= 2
+    for call in calls:
+        headers = {k.lower(): v for k, v in call["headers"].items()}
+        assert headers["x-trace-id"] == trace
+        assert headers["x-request-id"]
+        version, trace_part, span_part, _flags = headers["traceparent"].split("-")
+        assert (version, trace_part) == ("00", trace)
+        assert span_part in client_spans  # the HTTP client span the worker exported
+    assert len({r["headers"]["X-Request-Id"] for r in calls}) == len(calls)

@@ -23,6 +23,7 @@ demo: $(STAMP)
 	$(VENV)/bin/warden demo
 
 test: $(STAMP) system-deps
+	$(VENV)/bin/warden replay --history tests/replay/histories
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

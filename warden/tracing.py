@@ -145,7 +145,7 @@ def instrument_fastapi(app: Any) -> None:
     if _installed:
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,metrics")
 
 
 def _current_span_ids() -> tuple[str, str] | None:

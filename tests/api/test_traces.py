@@ -78,7 +78,9 @@ async def test_chain_of_a_trace_and_bad_trace_ids(
 
         # Unknown: 404 JSON; malformed: 422 JSON; the audit-reading role is needed.
         unknown = await http.get(f"/traces/{secrets.token_hex(16)}", headers=victor)
-        assert unknown.status_code == 404 and "carries trace id" in unknown.json()["error"]["message"]
+        assert (
+            unknown.status_code == 404 and "carries trace id" in unknown.json()["error"]["message"]
+        )
         malformed = await http.get("/traces/" + "x" * 201, headers=victor)
         assert malformed.status_code == 422 and malformed.json()["error"]
         spaced = await http.get("/traces/a%20b", headers=victor)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from pathlib import Path
 
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
+from tests.cli.conftest import WARDEN
 from tests.harness.otlp import OtlpReceiver, ReceivedSpan
 from tests.helpers import RecordingServer
 from tests.tracing.conftest import traced_env, traced_stack
@@ -102,3 +104,18 @@ async def test_one_trace_id_covers_api_workflow_activities_and_service_calls(
         assert (version, trace_part) == ("00", trace)
         assert span_part in client_spans  # the HTTP client span the worker exported
     assert len({r["headers"]["X-Request-Id"] for r in calls}) == len(calls)
+
+    # A history recorded with tracing on replays without it, and the trace finds the release.
+    replayed = await asyncio.create_subprocess_exec(
+        WARDEN, "replay", "--trace-id", trace, "--json",
+        env={
+            **{k: v for k, v in env.items() if not k.startswith("OTEL_")},
+            "WARDEN_TOKEN": tokens["vera"],
+        },
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await replayed.communicate()
+    assert replayed.returncode == 0, err.decode()
+    report = json.loads(out)
+    assert [w["workflow_id"] for w in report["workflows"]] == [release_id]
+    assert report["otel_trace_id"] == trace

@@ -578,8 +578,15 @@ class ReplayService:
                 ) from None
             raise
         if not found:
+            hint = (
+                ""
+                if self.settings.use_search_attributes
+                else f" (workflows carry {tracing.SEARCH_ATTRIBUTE} only with "
+                "WARDEN_SEARCH_ATTRIBUTES=true)"
+            )
             raise UnknownTrace(
-                f"no release, kill switch or access change carries trace id {short_repr(trace_id)}"
+                f"no release, kill switch or access change carries trace id "
+                f"{short_repr(trace_id)}{hint}"
             )
         found.sort()
         histories = await asyncio.gather(*(self._fetch(wid, run) for _, wid, run in found))

@@ -22,6 +22,38 @@ from warden.runtime.devserver import SEARCH_ATTRIBUTES, find_binary
 from warden.settings import Settings
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A parallel worker hands its fuzz tally to the controller, which prints them all."""
+    from tests.fuzz.support import TALLY
+
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["fuzz_tally"] = {what: dict(outcomes) for what, outcomes in TALLY.counts.items()}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    from tests.fuzz.support import TALLY
+
+    tally = getattr(node, "workeroutput", {}).get("fuzz_tally", {})
+    for what, outcomes in tally.items():
+        for outcome, n in outcomes.items():
+            TALLY.add(what, outcome, n)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from tests.fuzz.support import PROFILE, TALLY
+
+    if getattr(terminalreporter.config, "workeroutput", None) is not None:
+        return  # a parallel worker: the controller prints the tally
+    lines = TALLY.lines()
+    if not lines:
+        return
+    terminalreporter.section(f"fuzz cases (profile {PROFILE})")
+    for line in lines:
+        terminalreporter.write_line(line)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--workflow-environment",

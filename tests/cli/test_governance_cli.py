@@ -13,7 +13,8 @@ import pytest_asyncio
 import yaml
 from temporalio.testing import WorkflowEnvironment
 
-from tests.cli.conftest import Cli
+from tests.cli.conftest import Cli, Result
+from tests.helpers import users_with_tokens
 from tests.workflows.test_governance import GOVERNANCE
 from warden.models.audit import AuditQuery
 from warden.runtime.worker import build_worker
@@ -21,12 +22,30 @@ from warden.settings import Settings
 from warden.stores.audit import AuditStore
 
 
+class TokenCli(Cli):
+    """The CLI with verified identity: each call carries the token of the user it acts as
+    (`--as NAME`, else alice, who asks for the changes)."""
+
+    def __init__(self, env: dict[str, str], workdir: Path, tokens: dict[str, str]) -> None:
+        super().__init__(env, workdir)
+        self.tokens = tokens
+
+    async def __call__(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    ) -> Result:
+        user = args[args.index("--as") + 1] if "--as" in args else "alice"
+        token = {"WARDEN_TOKEN": self.tokens[user]}
+        return await super().__call__(*args, env={**token, **(env or {})}, timeout=timeout)
+
+
 @pytest_asyncio.fixture
 async def gov_cli(
     dev_env: WorkflowEnvironment, settings: Settings, tmp_path: Path
 ) -> AsyncIterator[Cli]:
     path = tmp_path / "governance.yaml"
-    path.write_text(yaml.safe_dump(GOVERNANCE))
+    people = {user["name"]: user["roles"] for user in GOVERNANCE["users"]}
+    users, tokens = users_with_tokens(people)
+    path.write_text(yaml.safe_dump({**GOVERNANCE, "users": users}))
     governed = settings.model_copy(update={"governance_file": path})
     env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
     env.update(
@@ -40,7 +59,7 @@ async def gov_cli(
     )
     async with AsyncExitStack() as stack:
         async with build_worker(dev_env.client, governed, stack=stack):
-            yield Cli(env, tmp_path)
+            yield TokenCli(env, tmp_path, tokens)
 
 
 async def _request(cli: Cli, *args: str) -> str:

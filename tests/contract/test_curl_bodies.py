@@ -73,7 +73,9 @@ def test_a_short_body_stays_inline(tmp_path: Path) -> None:
 
 
 def test_the_collector_shortens_every_failure_when_it_finishes(tmp_path: Path) -> None:
-    collector = RunCollector(["POST /tickets"], lambda text: text, bodies_dir=tmp_path / "bodies")
+    collector = RunCollector(
+        None, lambda text: text, operation_labels=["POST /tickets"], bodies_dir=tmp_path / "bodies"
+    )
     failure = ContractFailure(
         operation="POST /tickets",
         check="not_a_server_error",

@@ -146,7 +146,8 @@ def invocations(
         known = set(group.commands) if group else set()
         name = draw(
             st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12).filter(
-                lambda n: n not in known
+                # a name that starts with "-" is an option (`-h` is help), not a command
+                lambda n: n not in known and not n.startswith("-")
             )
         )
         argv = (list(path) if group else list(path[:-1])) + [name]

@@ -1,5 +1,6 @@
-"""Fuzz suite fixtures: a real dev server with a worker in this process, and the tally of
-generated cases printed under pytest's summary."""
+"""Fuzz suite fixtures: a real dev server with a worker in this process. The tally of generated
+cases is printed under pytest's summary by tests/conftest.py, which also gathers it from the
+parallel workers."""
 
 from __future__ import annotations
 
@@ -12,19 +13,9 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from tests.fuzz.live import Live
-from tests.fuzz.support import PROFILE, TALLY
 from tests.helpers import RecordingServer
 from warden.runtime.worker import build_worker
 from warden.settings import Settings
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    lines = TALLY.lines()
-    if not lines:
-        return
-    terminalreporter.section(f"fuzz cases (profile {PROFILE})")
-    for line in lines:
-        terminalreporter.write_line(line)
 
 
 @pytest.fixture

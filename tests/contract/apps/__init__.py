@@ -8,8 +8,11 @@ Nobody here wrote their API documents: each one is served by the application its
 | `fab` | Flask-AppBuilder (its security REST API) | OpenAPI 3.0.2 at `/api/v1/_openapi`, behind its JWT login |
 | `piccolo` | piccolo-admin (its demo app, FastAPI) | OpenAPI 3.1.0 at `/public/openapi.json` |
 
-`AppProcess` starts one with the same interpreter (`python -m tests.contract.apps.serve NAME
-PORT DIR`), waits until its document answers, and stops it by its PID.
+The apps live in their own environment, `.venv-apps` (`make apps` installs
+`tests/contract/apps/requirements.txt`; `FIDELITY_APPS_PYTHON` names another interpreter):
+httpbin needs greenlet<3, the browser tests greenlet>=3. `AppProcess` starts one with that
+interpreter (`python tests/contract/apps/serve.py NAME PORT DIR`), waits until its document
+answers, and stops it by its PID.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -30,6 +32,19 @@ import httpx
 from examples.support_desk.launcher import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
+SERVE = Path(__file__).resolve().parent / "serve.py"
+
+
+def apps_python() -> Path:
+    """The interpreter of the apps' own environment; a readable error when it is missing."""
+    named = os.environ.get("FIDELITY_APPS_PYTHON")
+    python = Path(named) if named else ROOT / ".venv-apps" / "bin" / "python"
+    if not python.exists():
+        raise RuntimeError(
+            f"{python} is missing: `make apps` installs the fidelity apps into .venv-apps "
+            "(or set FIDELITY_APPS_PYTHON to an interpreter that has them)"
+        )
+    return python
 
 
 @dataclass(frozen=True)
@@ -85,15 +100,14 @@ class AppProcess:
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "tests.contract.apps.serve",
+                str(apps_python()),
+                str(SERVE),
                 self.app.name,
                 str(self.port),
                 str(self.directory),
             ],
             cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")},
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )

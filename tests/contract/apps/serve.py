@@ -1,4 +1,5 @@
-"""Serve one of the fidelity apps: `python -m tests.contract.apps.serve NAME PORT DIR`.
+"""Serve one of the fidelity apps, in their own environment:
+`.venv-apps/bin/python tests/contract/apps/serve.py NAME PORT DIR`.
 
 Each app runs in its own process, on 127.0.0.1, single process (no reloader, no debugger), so it
 stops with its PID. `DIR` holds whatever the app keeps on disk (a SQLite database).

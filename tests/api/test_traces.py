@@ -58,9 +58,11 @@ async def test_chain_of_a_trace_and_bad_trace_ids(
             assert call["headers"]["X-Trace-Id"] == explicit
             assert call["headers"]["traceparent"].split("-")[1] == otel_trace_id(explicit)
 
-        for _ in range(50):
+        for _ in range(100):  # until visibility lists it and the workflow has completed
             response = await http.get(f"/traces/{explicit}", headers=victor)
-            if response.status_code == 200:
+            if response.status_code == 200 and any(
+                line["kind"] == "completed" for line in response.json()["chain"]
+            ):
                 break
             await asyncio.sleep(0.2)
         assert response.status_code == 200, response.text

@@ -106,15 +106,19 @@ async def test_one_trace_id_covers_api_workflow_activities_and_service_calls(
     assert len({r["headers"]["X-Request-Id"] for r in calls}) == len(calls)
 
     # A history recorded with tracing on replays without it, and the trace finds the release.
-    replayed = await asyncio.create_subprocess_exec(
-        WARDEN, "replay", "--trace-id", trace, "--json",
-        env={
-            **{k: v for k, v in env.items() if not k.startswith("OTEL_")},
-            "WARDEN_TOKEN": tokens["vera"],
-        },
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await replayed.communicate()
+    for _ in range(50):  # visibility indexes WardenTraceId shortly after the start
+        replayed = await asyncio.create_subprocess_exec(
+            WARDEN, "replay", "--trace-id", trace, "--json",
+            env={
+                **{k: v for k, v in env.items() if not k.startswith("OTEL_")},
+                "WARDEN_TOKEN": tokens["vera"],
+            },
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await replayed.communicate()
+        if replayed.returncode != 2:
+            break
+        await asyncio.sleep(0.2)
     assert replayed.returncode == 0, err.decode()
     report = json.loads(out)
     assert [w["workflow_id"] for w in report["workflows"]] == [release_id]

@@ -78,7 +78,8 @@ async def test_one_trace_promoted_rolled_back_and_kill_switch_in_order(
         "--comment", "error budget spent",
     )  # fmt: skip
     assert rejected.code == 0, rejected.stderr
-    await wait_for_state(cli, rolled_back, "rolled_back")
+    watched = await cli("release", "watch", rolled_back, "--quiet")  # until its result
+    assert watched.code == 1 and "rolled_back" in watched.stdout, watched.stderr
 
     switched = await cli(
         "flags", "disable", "ai.solutions", "--env", "production", "--as", "bob",

@@ -122,13 +122,69 @@ def flush(timeout_ms: int = 5000) -> None:
 
 
 def temporal_interceptors() -> list[Any]:
-    """The Temporal client's interceptors: the SDK's TracingInterceptor when tracing is on.
-    A worker built on that client traces its workflows and activities with it as well."""
+    """The Temporal client's interceptors: the SDK's TracingInterceptor when tracing is on
+    (without spans for local activities, the audit writes). A worker built on that client
+    traces its workflows and activities with it as well."""
     if not _installed:
         return []
-    from temporalio.contrib.opentelemetry import TracingInterceptor
+    return [_interceptor_class()()]
 
-    return [TracingInterceptor()]
+
+_INTERCEPTOR: type[Any] | None = None
+
+
+def _interceptor_class() -> type[Any]:
+    """`TracingInterceptor`, leaving local activities out on both sides (they are a workflow's
+    own bookkeeping: an audit write per step would double the spans of a release)."""
+    global _INTERCEPTOR
+    if _INTERCEPTOR is not None:
+        return _INTERCEPTOR
+    import temporalio.activity
+    import temporalio.worker
+    from temporalio.contrib.opentelemetry import (
+        TracingInterceptor,
+        TracingWorkflowInboundInterceptor,
+    )
+    from temporalio.contrib.opentelemetry._interceptor import _TracingWorkflowOutboundInterceptor
+
+    class _Outbound(_TracingWorkflowOutboundInterceptor):
+        def start_local_activity(
+            self, input: temporalio.worker.StartLocalActivityInput
+        ) -> temporalio.workflow.ActivityHandle[Any]:
+            return self.next.start_local_activity(input)
+
+    class _WorkflowInbound(TracingWorkflowInboundInterceptor):
+        def init(self, outbound: temporalio.worker.WorkflowOutboundInterceptor) -> None:
+            temporalio.worker.WorkflowInboundInterceptor.init(self, _Outbound(outbound, self))
+
+    class _ActivityInbound(temporalio.worker.ActivityInboundInterceptor):
+        def __init__(
+            self,
+            next: temporalio.worker.ActivityInboundInterceptor,
+            traced: temporalio.worker.ActivityInboundInterceptor,
+        ) -> None:
+            super().__init__(next)
+            self._traced = traced
+
+        async def execute_activity(self, input: temporalio.worker.ExecuteActivityInput) -> Any:
+            if temporalio.activity.info().is_local:
+                return await self.next.execute_activity(input)
+            return await self._traced.execute_activity(input)
+
+    class WardenTracingInterceptor(TracingInterceptor):
+        def intercept_activity(
+            self, next: temporalio.worker.ActivityInboundInterceptor
+        ) -> temporalio.worker.ActivityInboundInterceptor:
+            return _ActivityInbound(next, super().intercept_activity(next))
+
+        def workflow_interceptor_class(
+            self, input: temporalio.worker.WorkflowInterceptorClassInput
+        ) -> type[TracingWorkflowInboundInterceptor]:
+            super().workflow_interceptor_class(input)  # registers the span externs
+            return _WorkflowInbound
+
+    _INTERCEPTOR = WardenTracingInterceptor
+    return _INTERCEPTOR
 
 
 def instrument_httpx(client: Any) -> Any:

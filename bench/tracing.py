@@ -3,7 +3,8 @@
 The release of `bench.overhead` (four stages, one loopback smoke check each) and its bare
 workflow, on one dev server, in this process. Off: a client and worker as `OTEL_*` unset leaves
 them (no interceptor, no instrumented HTTP client). On: `warden.tracing.setup` with
-`OTEL_EXPORTER_OTLP_ENDPOINT` pointing at a loopback OTLP/HTTP receiver (`tests.harness.otlp`),
+`OTEL_EXPORTER_OTLP_ENDPOINT` pointing at a loopback OTLP/HTTP receiver (`tests.harness.otlp`,
+as its own process),
 a client carrying the SDK's `TracingInterceptor`, and a worker built on it, each release started
 in its own trace (as `--trace-id` does), so every workflow, activity and HTTP call is a span,
 batched and exported. Both workers run at once on their own task queues; runs interleave
@@ -16,8 +17,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -25,16 +29,19 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 from bench.common import (
+    ROOT,
     BenchResult,
     DevServer,
     LoopbackService,
     Verdict,
     bench_settings,
+    free_port,
     ms,
     percentile,
     ratio,
     release_worker,
     stop_on_sigterm,
+    stop_process,
 )
 from bench.overhead import BareStagedWorkflow, Runner
 
@@ -52,20 +59,44 @@ class TracedRunner(Runner):
 
 
 async def run(quick: bool = False, runs: int | None = None) -> BenchResult:
-    from temporalio.client import Client
-    from temporalio.contrib.pydantic import pydantic_data_converter
+    import httpx
 
-    from tests.harness.otlp import OtlpReceiver
     from warden import tracing
 
     runs = runs or (10 if quick else 30)
     began = time.monotonic()
     if tracing.enabled():
         raise RuntimeError("tracing is already on in this process; run the benchmark alone")
+    port = free_port()
+    receiver_url = f"http://127.0.0.1:{port}"
+    receiver = subprocess.Popen(
+        [sys.executable, "-m", "tests.harness.otlp", "--port", str(port)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(f"{receiver_url}/count", timeout=1)
+                break
+            except httpx.TransportError:
+                await asyncio.sleep(0.1)
+        times, spans, exports = await _measure(runs, receiver_url)
+    finally:
+        stop_process(receiver)
+    return _result(runs, times, spans, exports, began)
+
+
+async def _measure(runs: int, receiver_url: str) -> tuple[dict[str, list[float]], int, int]:
+    import httpx
+    from temporalio.client import Client
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    from warden import tracing
+
     with (
         tempfile.TemporaryDirectory(prefix="warden-bench-tracing-") as tmp,
         LoopbackService() as service,
-        OtlpReceiver() as receiver,
     ):
         async with DevServer() as server, AsyncExitStack() as stack:
             plain = await server.client()
@@ -80,7 +111,7 @@ async def run(quick: bool = False, runs: int | None = None) -> BenchResult:
             )
             await stack.enter_async_context(off_worker)  # built before tracing is set up
 
-            os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.url
+            os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver_url
             os.environ.setdefault("OTEL_SERVICE_NAME", "release-warden-bench")
             try:
                 assert tracing.setup("release-warden-bench")
@@ -114,9 +145,13 @@ async def run(quick: bool = False, runs: int | None = None) -> BenchResult:
                     else:
                         times[kind].append(await off.bare())
             tracing.flush()
-            spans = len(receiver.snapshot())
-            exports = receiver.requests
+            count = json.loads(httpx.get(f"{receiver_url}/count", timeout=5).text)
+    return times, int(count["spans"]), int(count["requests"])
 
+
+def _result(
+    runs: int, times: dict[str, list[float]], spans: int, exports: int, began: float
+) -> BenchResult:
     p50 = {k: percentile(v, 0.5) for k, v in times.items()}
     on_off = ratio(p50["on"], p50["off"])
     result = BenchResult(

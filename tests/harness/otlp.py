@@ -3,12 +3,19 @@
 No collector package installs on this machine, so this is the project's own: a threading HTTP
 server answering `POST /v1/traces` with an `ExportTraceServiceResponse`, decoding each
 `ExportTraceServiceRequest` (protobuf, optionally gzip) with `opentelemetry-proto`. Point a
-process at it with `OTEL_EXPORTER_OTLP_ENDPOINT=<receiver.url>`.
+process at it with `OTEL_EXPORTER_OTLP_ENDPOINT=<receiver.url>`. `GET /count` answers how many
+spans and export requests it got.
+
+`python -m tests.harness.otlp --port N` serves one as its own process (the tracing benchmark
+runs it so, to keep its decoding off the measured process) until it is terminated.
 """
 
 from __future__ import annotations
 
+import argparse
 import gzip
+import json
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -41,13 +48,23 @@ def _value(any_value: Any) -> Any:
 class OtlpReceiver:
     """Records every span it is sent; `spans` is safe to read while it runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.spans: list[ReceivedSpan] = []
         self.requests = 0
         self._lock = threading.Lock()
         outer = self
 
         class _Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                with outer._lock:
+                    out = json.dumps({"spans": len(outer.spans), "requests": outer.requests})
+                body = out.encode() if self.path == "/count" else b"{}"
+                self.send_response(200 if self.path == "/count" else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
@@ -69,7 +86,7 @@ class OtlpReceiver:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -129,3 +146,17 @@ class OtlpReceiver:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="An OTLP/HTTP trace receiver on 127.0.0.1.")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with OtlpReceiver(args.port):
+        stop.wait()
+
+
+if __name__ == "__main__":
+    main()

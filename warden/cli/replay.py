@@ -120,7 +120,7 @@ def _verdict(report: ReplayReport, *, chain: bool, quiet: bool) -> int:
 
 
 @click.command()
-@click.argument("release_id", required=False, metavar="RELEASE_ID")
+@click.argument("release_id", required=False, metavar="[RELEASE_ID]")
 @click.option("--trace-id", help="Every workflow carrying this trace id (WardenTraceId).")
 @click.option("--all", "everything", is_flag=True, help="Every workflow started since --since.")
 @click.option(

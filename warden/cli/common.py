@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Coroutine
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from pydantic import BaseModel, TypeAdapter
@@ -39,10 +39,12 @@ from warden.services.remote import (
     RemoteIdentity,
     RemoteReleases,
 )
-from warden.services.replay import ReplayService
 from warden.settings import Settings
 from warden.stores.audit import AuditStore
 from warden.stores.governance import GovernanceStore
+
+if TYPE_CHECKING:
+    from warden.services.replay import ReplayService
 
 T = TypeVar("T")
 
@@ -160,7 +162,10 @@ class Session:
         return AuditService(self.audit_store())
 
     def replay(self) -> ReplayService:
-        """Replays run where the workers' code is: never through the API."""
+        """Replays run where the workers' code is: never through the API. (Imported here: the
+        replayer's imports would slow every other command down.)"""
+        from warden.services.replay import ReplayService
+
         return ReplayService(
             self.temporal(need_worker=False), AuditService(self.audit_store()), self.settings
         )

@@ -26,7 +26,6 @@ from warden.cli.render import table, when
 from warden.errors import WardenError
 from warden.models.replay import ChainLine, ReplayedWorkflow, ReplayReport
 from warden.services.releases import check_trace_id
-from warden.services.replay import ReplayService, parse_since
 
 CHAIN_COLUMNS = [
     "time",
@@ -154,6 +153,8 @@ def replay(
 
     Exit 0: every history replays; 1: one diverged (named, with its first diverging event);
     2: unknown release or trace id, malformed trace id or --since."""
+    from warden.services.replay import ReplayService, parse_since
+
     modes = [m for m, on in (("RELEASE_ID", release_id is not None), ("--trace-id", trace_id is not None), ("--all", everything), ("--history", history is not None)) if on]  # fmt: skip
     if len(modes) != 1:
         fail("give one of RELEASE_ID, --trace-id T, --all or --history PATH" + (f" (not {' and '.join(modes)})" if modes else ""))  # fmt: skip

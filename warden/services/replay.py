@@ -142,6 +142,9 @@ class HistoryReplayer:
             data_converter=pydantic_data_converter,
             workflow_runner=workflow_runner(settings),
             runtime=quiet_runtime(),
+            # Not the SDK's default, which hashes the bytecode of every loaded module (a
+            # quarter of a second, every run): a replay is never versioned by it.
+            build_id="warden-replay",
         )
 
     async def _failure(self, history: WorkflowHistory) -> Exception | None:

@@ -149,7 +149,7 @@ async def test_one_trace_promoted_rolled_back_and_kill_switch_in_order(
     assert [w["workflow_id"] for w in hashed.json()["workflows"]] == ids
 
     # The deployment check over the namespace, and over the committed histories.
-    recent = await cli("replay", "--all", "--since", "1h")
+    recent = await cli("replay", "--all", "--since", "10m")
     assert recent.code == 0, recent.stderr
     assert promoted in recent.stdout and rolled_back in recent.stdout
     committed = await cli("replay", "--history", str(HISTORIES), "--csv")

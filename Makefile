@@ -38,6 +38,7 @@ demo: $(STAMP)
 	$(VENV)/bin/warden demo
 
 test: $(STAMP) $(APPS_STAMP) system-deps
+	$(VENV)/bin/warden replay --history tests/replay/histories
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)

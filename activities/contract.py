@@ -55,6 +55,7 @@ from activities.contract_spec import (
     select_operations,
     validate_document,
 )
+from warden import tracing
 from warden.models.contract import ContractInput, ContractReport
 from warden.settings import Settings
 
@@ -479,6 +480,7 @@ def build_schema(
                 # Requests outside test cases carry the run's id; test cases get their own (see the hook).
                 REQUEST_ID_HEADER: uuid.uuid4().hex,
                 "X-Trace-Id": input.trace_id,
+                "traceparent": tracing.traceparent(input.trace_id),
                 **headers.values,
             },
             request_timeout=spec.request_timeout.total_seconds(),

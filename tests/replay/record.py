@@ -30,7 +30,7 @@ from warden.settings import Settings
 
 HISTORIES = Path(__file__).parent / "histories"
 #: The workflow id each history was recorded under (a proof names the workflow it is for).
-WORKFLOW_IDS = Path(__file__).parent / "workflow_ids.json"
+WORKFLOW_IDS = Path(__file__).parent / "histories" / "workflow_ids.json"
 
 
 def overrides(scenario: Scenario) -> list[Any]:

@@ -167,7 +167,12 @@ CLAIMS = {
 
 
 def test_the_gate_activities_are_all_covered() -> None:
-    scheduled = {name for path in HISTORIES.glob("*.json") for name in recorded(path.stem).names()}
+    scheduled = {
+        name
+        for path in HISTORIES.glob("*.json")
+        if path.name != "workflow_ids.json"
+        for name in recorded(path.stem).names()
+    }
     assert {"run_checks", "run_contract_tests", "resolve_members"} <= scheduled
 
 

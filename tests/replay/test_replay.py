@@ -14,9 +14,11 @@ from warden.runtime.worker import workflow_runner
 from warden.settings import Settings
 from workflows import WORKFLOWS
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
-#: The workflow id a history was recorded under, where it matters (proofs name their workflow).
-WORKFLOW_IDS: dict[str, str] = json.loads((Path(__file__).parent / "workflow_ids.json").read_text())
+HERE = Path(__file__).parent / "histories"
+#: The workflow id a history was recorded under, where it matters (proofs name their workflow);
+#: `warden replay --history` reads the same index.
+WORKFLOW_IDS: dict[str, str] = json.loads((HERE / "workflow_ids.json").read_text())
+HISTORIES = sorted(p for p in HERE.glob("*.json") if p.name != "workflow_ids.json")
 
 
 def test_every_workflow_type_has_a_history() -> None:

@@ -15,12 +15,23 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from temporalio.client import Client
 
-from warden import __version__
+from warden import __version__, tracing
 from warden.api.context import RequestContextMiddleware
 from warden.api.docs import install_docs
 from warden.api.errors import install_error_handlers
 from warden.api.failures import FailureAuditMiddleware
-from warden.api.routers import access, audit, dev, flags, identity, ops, releases, reports, system
+from warden.api.routers import (
+    access,
+    audit,
+    dev,
+    flags,
+    identity,
+    ops,
+    releases,
+    reports,
+    system,
+    traces,
+)
 from warden.api.state import ApiState
 from warden.api.strict import reject_unknown_query
 from warden.settings import Settings
@@ -48,6 +59,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         install_dashboard,  # a face on the same app; it imports the API's state
     )
 
+    tracing.setup("release-warden-api")
     state = ApiState(settings, client)
 
     @asynccontextmanager
@@ -86,6 +98,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
             {"name": "ops", "description": "Operational endpoints (WARDEN_OPS_ENDPOINTS)."},
             {"name": "dev", "description": "Dev endpoints (WARDEN_DEV_ENDPOINTS)."},
             {"name": "system", "description": "Health and metrics."},
+            {"name": "traces", "description": "The chain of events of one trace id."},
         ],
     )
     app.state.warden = state
@@ -103,4 +116,6 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(ops.router, include_in_schema=settings.ops_endpoints_enabled)
     app.include_router(dev.router, include_in_schema=settings.dev_endpoints_enabled)
+    app.include_router(traces.router)
+    tracing.instrument_fastapi(app)
     return app

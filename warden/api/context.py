@@ -1,7 +1,8 @@
 """Request ids, trace ids, request metrics and the last line of defence against a traceback.
 
 Every request gets an `X-Request-Id` (kept if the caller sent a usable one) and an `X-Trace-Id`
-(kept if sent, else new); both are echoed on the response and reach the workflow and its audit
+(kept if sent; else the trace id of its W3C `traceparent`, or of the request's span when tracing
+is on; else new); both are echoed on the response and reach the workflow and its audit
 events. An endpoint may replace the trace id (a start body's `trace_id`) before it answers.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from warden import tracing
 from warden.api.errors import error_response
 from warden.api.metrics import ApiMetrics
 from warden.api.models import ID_PATTERN
@@ -23,6 +25,7 @@ log = logging.getLogger("warden.api")
 
 REQUEST_ID = "x-request-id"
 TRACE_ID = "x-trace-id"
+TRACEPARENT = "traceparent"
 _ID = re.compile(ID_PATTERN)
 UNMATCHED_ROUTE = "<unmatched>"
 
@@ -57,7 +60,11 @@ class RequestContextMiddleware:
             else new_id()
         )
         state["trace_id"] = (
-            headers.get(TRACE_ID) if TRACE_ID not in bad and headers.get(TRACE_ID) else new_id()
+            headers.get(TRACE_ID)
+            if TRACE_ID not in bad and headers.get(TRACE_ID)
+            else tracing.traceparent_trace_id(headers.get(TRACEPARENT))
+            or tracing.current_otel_trace_id()
+            or new_id()
         )
         started = time.perf_counter()
         status_seen: list[int] = []

@@ -26,6 +26,7 @@ from warden.services.flags import FlagService
 from warden.services.governance import GovernanceService
 from warden.services.identity import AUTH_REFUSED
 from warden.services.releases import ReleaseService
+from warden.services.replay import ReplayService
 from warden.stores.governance import Principal
 
 bearer = HTTPBearer(
@@ -120,12 +121,17 @@ def _governance(request: Request) -> GovernanceService:
     return api_state(request).governance()
 
 
+def _replays(request: Request) -> ReplayService:
+    return api_state(request).replays()
+
+
 #: The services a route works through; none of them contacts anything until it is used.
 Releases = Annotated[ReleaseService, Depends(_releases)]
 Flags = Annotated[FlagService, Depends(_flags)]
 AuditTrail = Annotated[AuditService, Depends(_audit_trail)]
 Access = Annotated[AccessService, Depends(_access)]
 Governance = Annotated[GovernanceService, Depends(_governance)]
+Replays = Annotated[ReplayService, Depends(_replays)]
 
 CanViewReleases = Annotated[Principal, Depends(require("release.view"))]
 CanStartReleases = Annotated[Principal, Depends(require("release.start"))]

@@ -22,6 +22,7 @@ from warden.services.audit import AuditService
 from warden.services.flags import FlagService
 from warden.services.governance import GovernanceService
 from warden.services.releases import ReleaseService
+from warden.services.replay import ReplayService
 from warden.settings import Settings
 from warden.stores.audit import AuditStore
 from warden.stores.governance import GovernanceStore
@@ -68,6 +69,9 @@ class ApiState:
 
     def governance(self) -> GovernanceService:
         return GovernanceService(self.settings)
+
+    def replays(self) -> ReplayService:
+        return ReplayService(self.temporal, AuditService(self.audit), self.settings)
 
     async def record(
         self,

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from warden import tracing
 from warden.cli.access import access
 from warden.cli.api import api
 from warden.cli.audit import audit
@@ -23,6 +24,7 @@ from warden.cli.flags import flags
 from warden.cli.governance import governance
 from warden.cli.plan import plan
 from warden.cli.release import release
+from warden.cli.replay import replay
 from warden.cli.report import governance_review_schedule, report
 from warden.cli.server import demo, server, worker
 from warden.cli.token import token
@@ -36,7 +38,20 @@ def cli() -> None:
     """Release Warden: staged releases that prove themselves safe at every stage."""
 
 
-for command in (plan, release, flags, access, governance, token, audit, server, worker, api, demo):
+for command in (
+    plan,
+    release,
+    flags,
+    access,
+    governance,
+    token,
+    audit,
+    replay,
+    server,
+    worker,
+    api,
+    demo,
+):
     cli.add_command(command)
 cli.add_command(report)
 governance.add_command(governance_review_schedule)
@@ -55,6 +70,7 @@ def run_cli(argv: list[str] | None = None) -> int:
     """Run one command and return its exit code; every error becomes one readable line."""
     PENDING_WARNINGS.clear()
     code = _run(argv)
+    tracing.flush()  # the command's spans, before the process leaves without finalizing
     if code in (0, 1):  # it acted: say what the user should know about how
         for warning in PENDING_WARNINGS:
             click.echo(f"warden: warning: {warning}", err=True)

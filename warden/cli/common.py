@@ -14,11 +14,12 @@ import uuid
 from collections.abc import Coroutine
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from pydantic import BaseModel, TypeAdapter
 
+from warden import tracing
 from warden.errors import Forbidden, Kind, Unauthenticated, WardenError
 from warden.models.audit import AuditEvent
 from warden.models.governance import AccessGrant
@@ -41,6 +42,9 @@ from warden.services.remote import (
 from warden.settings import Settings
 from warden.stores.audit import AuditStore
 from warden.stores.governance import GovernanceStore
+
+if TYPE_CHECKING:
+    from warden.services.replay import ReplayService
 
 T = TypeVar("T")
 
@@ -126,6 +130,7 @@ class Session:
     def temporal(self, *, need_worker: bool = True) -> TemporalLink:
         """The Temporal link; `need_worker` starts a background worker on one machine."""
         if need_worker not in self._links:
+            tracing.setup("release-warden-cli")
             self._links[need_worker] = TemporalLink(
                 self.settings, need_worker=need_worker, on_restart=lambda m: info(f"warden: {m}")
             )
@@ -155,6 +160,15 @@ class Session:
         if self._api is not None:
             return RemoteAudit(self._api)
         return AuditService(self.audit_store())
+
+    def replay(self) -> ReplayService:
+        """Replays run where the workers' code is: never through the API. (Imported here: the
+        replayer's imports would slow every other command down.)"""
+        from warden.services.replay import ReplayService
+
+        return ReplayService(
+            self.temporal(need_worker=False), AuditService(self.audit_store()), self.settings
+        )
 
     @property
     def remote(self) -> ApiConnection | None:

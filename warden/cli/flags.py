@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 
@@ -17,10 +18,12 @@ from warden.cli.common import (
     run,
     session,
 )
+from warden.cli.release import trace_id_option
 from warden.cli.render import table
 from warden.models.flags import FLAG_KEY_PATTERN, FlagOperation, FlagState
 from warden.models.plan import NAME_PATTERN
 from warden.services.flags import add_flags, update_lines
+from warden.tracing import traceparent_trace_id
 
 DEFAULT_ENVIRONMENTS = ("dev", "staging", "pilot", "production")
 
@@ -31,8 +34,15 @@ def flags() -> None:
 
 
 def _change(
-    flag: str, env: str, percent: int, as_user: str | None, reason: str, as_json: bool
+    flag: str,
+    env: str,
+    percent: int,
+    as_user: str | None,
+    reason: str,
+    as_json: bool,
+    trace_id: str | None,
 ) -> None:
+    trace_id = trace_id or traceparent_trace_id(os.environ.get("TRACEPARENT"))
     s = session()
     actor = s.actor(as_user, "flags.change")
     user, dev_identity = actor.name, actor.dev_identity
@@ -53,6 +63,7 @@ def _change(
         user=user,
         reason=reason,
         dev_identity=dev_identity,
+        trace_id=trace_id or "",
     )
     outcome = run(s.flags().kill_switch(op))
     result, touching = outcome.result, outcome.releases_touching
@@ -87,8 +98,15 @@ def _check_flag_keys(keys: list[str]) -> None:
 
 
 def kill_switch(fn: Callable[..., None]) -> Callable[..., None]:
-    """The arguments every kill-switch command takes: FLAG, --env, --as, --reason, --json."""
+    """The arguments every kill-switch command takes: FLAG, --env, --as, --reason, --json,
+    --trace-id."""
     for option in (
+        click.option(
+            "--trace-id",
+            callback=trace_id_option,
+            help="Trace id to carry through the change and its audit events "
+            "(default: the trace id of a W3C TRACEPARENT in the environment).",
+        ),
         json_option,
         click.option(
             "--reason", required=True, help="Why (required; recorded in the audit trail)."
@@ -103,16 +121,20 @@ def kill_switch(fn: Callable[..., None]) -> Callable[..., None]:
 
 @flags.command()
 @kill_switch
-def disable(flag: str, env: str, as_user: str | None, reason: str, as_json: bool) -> None:
+def disable(
+    flag: str, env: str, as_user: str | None, reason: str, as_json: bool, trace_id: str | None
+) -> None:
     """Switch a flag off (0%) in one environment, now."""
-    _change(flag, env, 0, as_user, reason, as_json)
+    _change(flag, env, 0, as_user, reason, as_json, trace_id)
 
 
 @flags.command()
 @kill_switch
-def enable(flag: str, env: str, as_user: str | None, reason: str, as_json: bool) -> None:
+def enable(
+    flag: str, env: str, as_user: str | None, reason: str, as_json: bool, trace_id: str | None
+) -> None:
     """Switch a flag fully on (100%) in one environment."""
-    _change(flag, env, 100, as_user, reason, as_json)
+    _change(flag, env, 100, as_user, reason, as_json, trace_id)
 
 
 @flags.command(name="set")
@@ -124,10 +146,16 @@ def enable(flag: str, env: str, as_user: str | None, reason: str, as_json: bool)
     help="Share of traffic served the flag.",
 )
 def set_percent(
-    flag: str, env: str, percent: int, as_user: str | None, reason: str, as_json: bool
+    flag: str,
+    env: str,
+    percent: int,
+    as_user: str | None,
+    reason: str,
+    as_json: bool,
+    trace_id: str | None,
 ) -> None:
     """Serve a flag to a percentage of traffic in one environment."""
-    _change(flag, env, percent, as_user, reason, as_json)
+    _change(flag, env, percent, as_user, reason, as_json, trace_id)
 
 
 def flag_state(state: FlagState) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -34,13 +35,14 @@ from warden.models.release import (
     ReleaseStatus,
 )
 from warden.services.releases import check_trace_id
+from warden.tracing import traceparent_trace_id
 
 
 def exit_for(status: ReleaseStatus) -> int:
     return EXIT_OK if status.result and status.result.exit_code == 0 else EXIT_NOT_PROMOTED
 
 
-def _trace_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+def trace_id_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     try:
         return check_trace_id(value)
     except WardenError as exc:
@@ -70,7 +72,10 @@ def release() -> None:
 @quiet_option
 @click.option("--rerun", is_flag=True, help="Start a version again after its earlier run ended.")
 @click.option(
-    "--trace-id", callback=_trace_id, help="Trace id to carry through every call and audit event."
+    "--trace-id",
+    callback=trace_id_option,
+    help="Trace id to carry through every call and audit event "
+    "(default: the trace id of a W3C TRACEPARENT in the environment, else a new one).",
 )
 @click.option(
     "--junit",
@@ -92,6 +97,7 @@ def start(
     With --wait, progress goes to stderr as it happens (--quiet silences it) and the result to
     stdout: the status, or with --json one JSON document."""
     plan_model = load_plan(plan_path)
+    trace_id = trace_id or traceparent_trace_id(os.environ.get("TRACEPARENT"))
     s = session()
     actor = s.actor(as_user, "release.start")
     user, dev_identity = actor.name, actor.dev_identity

@@ -26,7 +26,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import httpx
 
 from warden.flagstore.backend import FlagBackend, FlagBackendError, FlagConfigError, FlagNotFound
-from warden.http import trace_headers
+from warden.http import new_client, trace_headers
 from warden.models.flags import FlagChangeResult, FlagState
 from warden.settings import Settings
 
@@ -161,9 +161,7 @@ class UnleashBackend(FlagBackend):
         self.stage_field = stage_field
         self._environments_text = environments if isinstance(environments, str) else None
         self._environments = dict(environments) if not isinstance(environments, str) else None
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_s), follow_redirects=False, trust_env=False
-        )
+        self._client = new_client(timeout_s)
         self._ready = False
 
     @classmethod

@@ -10,6 +10,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCStatusCode, TLSConfig
 
+from warden import tracing
 from warden.errors import Unavailable
 from warden.runtime import devserver
 from warden.settings import Settings
@@ -48,6 +49,7 @@ async def connect(settings: Settings, *, autostart: bool = True, ui: bool = True
             settings.target_address,
             namespace=settings.temporal_namespace,
             data_converter=pydantic_data_converter,
+            interceptors=tracing.temporal_interceptors(),
             tls=_tls(settings),
             api_key=settings.temporal_api_key.get_secret_value()
             if settings.temporal_api_key

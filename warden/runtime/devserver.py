@@ -25,6 +25,7 @@ SEARCH_ATTRIBUTES = {
     "WardenVersion": "Keyword",
     "WardenStage": "Keyword",
     "WardenState": "Keyword",
+    "WardenTraceId": "Keyword",
 }
 
 

@@ -19,7 +19,12 @@ from temporalio.activity import _Definition as _ActivityDefinition
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.worker import Worker
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+    Worker,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.audit import AuditActivities
@@ -28,6 +33,7 @@ from activities.governance import GovernanceActivities
 from activities.notify import NoticeActivities
 from activities.reports import ReportActivities
 from activities.smoke import SmokeActivities
+from warden import tracing
 from warden.flagstore import build_backend
 from warden.runtime.client import connect
 from warden.settings import Settings
@@ -46,7 +52,23 @@ PASSTHROUGH_MODULES = (
     "annotated_types",
     "yaml",
     "cryptography",
+    "opentelemetry",
 )
+
+
+class _BindTraceId(ActivityInboundInterceptor):
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        trace_id = getattr(input.args[0], "trace_id", None) if input.args else None
+        with tracing.bound(trace_id if isinstance(trace_id, str) else None):
+            return await self.next.execute_activity(input)
+
+
+class TraceIdInterceptor(Interceptor):
+    """Each activity's outgoing calls carry its input's trace id, also the calls that are not
+    handed one (the flag backends: `warden.http.trace_headers` falls back to it)."""
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _BindTraceId(next)
 
 
 def workflow_runner(
@@ -156,6 +178,8 @@ def worker_options(
         "workflow_runner": workflow_runner(settings),
         "max_cached_workflows": settings.max_cached_workflows,
         "max_concurrent_activities": settings.max_concurrent_activities,
+        # The client's TracingInterceptor (when tracing is on) applies to the worker as well.
+        "interceptors": [TraceIdInterceptor()],
     }
 
 
@@ -180,6 +204,7 @@ def install_runtime(settings: Settings) -> Runtime | None:
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     install_runtime(settings)
+    tracing.setup("release-warden-worker")
     client = await connect(settings)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from temporalio.client import (
+    Client,
     WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowFailureError,
@@ -15,6 +16,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from warden import tracing
 from warden.errors import NotFound
 from warden.models.governance import (
     AccessChangeRequest,
@@ -25,7 +27,13 @@ from warden.models.governance import (
 )
 from warden.runtime.client import TemporalLink
 from warden.services.flags import short_id
-from warden.services.releases import QUERY_TIMEOUT, RequestRefused, refusal_of, report_refusal
+from warden.services.releases import (
+    QUERY_TIMEOUT,
+    RequestRefused,
+    refusal_of,
+    report_refusal,
+    trace_search_attributes,
+)
 from warden.services.trust import trust_policy, with_proof
 from workflows.access import AccessChangeWorkflow
 
@@ -45,6 +53,11 @@ class AccessService:
         subject = request.user or "governance"
         change_id = f"access-{request.kind}-{subject}-{short_id()}"
         client = await self.temporal.client()
+        with tracing.in_trace(request.trace_id):
+            await self._start(client, request, change_id)
+        return change_id
+
+    async def _start(self, client: Client, request: AccessChangeRequest, change_id: str) -> None:
         await client.start_workflow(
             AccessChangeWorkflow.run,
             request,
@@ -57,8 +70,8 @@ class AccessService:
                 "requested_by": request.requested_by,
             },
             static_summary=f"{request.requested_by}: {request.kind} {request.role or ''} {request.user or ''}".strip(),
+            search_attributes=trace_search_attributes(self.settings, request.trace_id),
         )
-        return change_id
 
     async def status(self, change_id: str) -> AccessChangeStatus:
         client = await self.temporal.client()

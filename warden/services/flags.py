@@ -20,6 +20,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from warden import tracing
 from warden.errors import BackendFailed, Refused, WardenError
 from warden.flagstore import (
     FlagBackend,
@@ -43,7 +44,7 @@ from warden.models.flags import (
 from warden.models.release import ReleaseState, ReleaseStatus
 from warden.runtime.background import NoWorker, has_pollers
 from warden.runtime.client import NO_ANSWER, TemporalLink
-from warden.services.releases import ReleaseService
+from warden.services.releases import ReleaseService, trace_search_attributes
 from warden.settings import Settings
 from workflows.flags import FlagChangeWorkflow, FlagReadWorkflow
 
@@ -102,13 +103,15 @@ class FlagService:
         """The kill switch: set one flag in one environment, audited, as `op.user`."""
         client = await self._worker_client()
         try:
-            return await client.execute_workflow(
-                FlagChangeWorkflow.run,
-                op,
-                id=f"flags-{op.environment}-{op.flag}-{short_id()}",
-                task_queue=self.settings.task_queue,
-                static_summary=f"{op.user}: {op.flag} → {op.percent}% in {op.environment}",
-            )
+            with tracing.in_trace(op.trace_id):
+                return await client.execute_workflow(
+                    FlagChangeWorkflow.run,
+                    op,
+                    id=f"flags-{op.environment}-{op.flag}-{short_id()}",
+                    task_queue=self.settings.task_queue,
+                    static_summary=f"{op.user}: {op.flag} → {op.percent}% in {op.environment}",
+                    search_attributes=trace_search_attributes(self.settings, op.trace_id),
+                )
         except WorkflowFailureError as exc:
             raise WardenError(failure_message(exc)) from None
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from temporalio.client import (
+    Client,
     WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowFailureError,
@@ -19,10 +20,17 @@ from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from warden import tracing
 from warden.errors import Conflict, NotFound, Refused, WardenError
 from warden.flagstore import FlagBackendError, FlagConfigError, local_backend
 from warden.models.common import short_repr
@@ -45,6 +53,7 @@ from warden.models.release import (
 from warden.runtime.background import NoWorker
 from warden.runtime.client import TemporalLink
 from warden.services.trust import trust_policy, with_proof
+from warden.settings import Settings
 from workflows.release import ReleaseWorkflow
 from workflows.trust import AUDITED
 
@@ -136,6 +145,19 @@ def new_trace_id() -> str:
     return uuid.uuid4().hex
 
 
+SA_TRACE_ID = SearchAttributeKey.for_keyword(tracing.SEARCH_ATTRIBUTE)
+
+
+def trace_search_attributes(settings: Settings, trace_id: str | None) -> TypedSearchAttributes:
+    """`WardenTraceId` (the OpenTelemetry trace id) for a workflow started with a trace id,
+    where the Warden search attributes are in use (`WARDEN_SEARCH_ATTRIBUTES`)."""
+    if not trace_id or not settings.use_search_attributes:
+        return TypedSearchAttributes.empty
+    return TypedSearchAttributes(
+        [SearchAttributePair(SA_TRACE_ID, tracing.otel_trace_id(trace_id))]
+    )
+
+
 def check_trace_id(trace_id: str | None) -> str | None:
     if trace_id is not None and not TRACE_ID_PATTERN.fullmatch(trace_id):
         raise WardenError(
@@ -167,7 +189,7 @@ class ReleaseService:
             plan=plan,
             started_by=started_by,
             trace_id=trace_id or new_trace_id(),
-            request_id=request_id,
+            request_id=request_id or uuid.uuid4().hex,
             dev_identity=dev_identity,
             options=ReleaseOptions(
                 search_attributes=self.settings.use_search_attributes,
@@ -180,28 +202,8 @@ class ReleaseService:
         warnings = await self.live_flag_warnings(plan)
         client = await self.temporal.client()
         try:
-            handle = await client.start_workflow(
-                ReleaseWorkflow.run,
-                release_input,
-                id=release_id,
-                task_queue=self.settings.task_queue,
-                id_reuse_policy=(
-                    WorkflowIDReusePolicy.ALLOW_DUPLICATE
-                    if rerun
-                    else WorkflowIDReusePolicy.REJECT_DUPLICATE
-                ),
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                memo={
-                    "service": plan.service,
-                    "version": plan.version,
-                    "owner": plan.owner,
-                    "started_by": started_by,
-                    "trace_id": release_input.trace_id,
-                    "flags": plan.flags,
-                    "environments": plan.environments(),
-                },
-                static_summary=f"{plan.service} {plan.version}: {' → '.join(s.name for s in plan.stages)}",
-            )
+            with tracing.in_trace(release_input.trace_id):
+                handle = await self._start_workflow(client, release_input, rerun=rerun)
         except WorkflowAlreadyStartedError:
             raise await self._exists_error(release_id) from None
         return ReleaseStarted(
@@ -236,6 +238,34 @@ class ReleaseService:
         finally:
             await backend.aclose()
         return list(dict.fromkeys(warnings))
+
+    async def _start_workflow(
+        self, client: Client, release_input: ReleaseInput, *, rerun: bool
+    ) -> WorkflowHandle[ReleaseWorkflow, ReleaseResult]:
+        plan = release_input.plan
+        return await client.start_workflow(
+            ReleaseWorkflow.run,
+            release_input,
+            id=plan.release_id,
+            task_queue=self.settings.task_queue,
+            id_reuse_policy=(
+                WorkflowIDReusePolicy.ALLOW_DUPLICATE
+                if rerun
+                else WorkflowIDReusePolicy.REJECT_DUPLICATE
+            ),
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            memo={
+                "service": plan.service,
+                "version": plan.version,
+                "owner": plan.owner,
+                "started_by": release_input.started_by,
+                "trace_id": release_input.trace_id,
+                "flags": plan.flags,
+                "environments": plan.environments(),
+            },
+            static_summary=f"{plan.service} {plan.version}: {' → '.join(s.name for s in plan.stages)}",
+            search_attributes=trace_search_attributes(self.settings, release_input.trace_id),
+        )
 
     async def _exists_error(self, release_id: str) -> ReleaseExists:
         client = await self.temporal.client()

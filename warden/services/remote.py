@@ -102,10 +102,15 @@ class ApiConnection:
         *,
         json: Any = None,
         params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         try:
             response = self._http.request(
-                method, path, json=json, params=params, headers={"X-Request-Id": uuid.uuid4().hex}
+                method,
+                path,
+                json=json,
+                params=params,
+                headers={"X-Request-Id": uuid.uuid4().hex, **(headers or {})},
             )
         except httpx.HTTPError as exc:
             raise Unavailable(
@@ -217,7 +222,11 @@ class RemoteFlags:
 
     async def kill_switch(self, op: FlagOperation) -> KillSwitchOutcome:
         body = {"percent": op.percent, "reason": op.reason}
-        return self._api.post(f"/flags/{op.environment}/{op.flag}", body, KillSwitchOutcome)
+        headers = {"X-Trace-Id": op.trace_id} if op.trace_id else None
+        response = self._api.call(
+            "POST", f"/flags/{op.environment}/{op.flag}", json=body, headers=headers
+        )
+        return KillSwitchOutcome.model_validate_json(response.content)
 
     async def read(
         self, environments: list[str], flags: list[str], *, via_workers: bool = False

@@ -87,7 +87,7 @@ async def test_a_committee_member_approves_and_the_stage_advances_without_a_relo
     )
     assert report.status == 200 and await report.json()
     trace = await b.page.get_attribute("#trace-link", "href")
-    assert trace and trace.startswith("/traces/")
+    assert trace and trace.startswith("/ui/traces/")
     await b.screenshot("release-waiting")
 
     await b.page.evaluate("window.__notReloaded = true")
@@ -110,8 +110,17 @@ async def test_a_committee_member_approves_and_the_stage_advances_without_a_relo
     # the page's requests ran under the release's trace id
     polled = [r for r in b.requests if "/live" in r.url]
     assert len(polled) >= 2 and {r.headers["x-trace-id"] for r in polled} == {
-        trace.removeprefix("/traces/")
+        trace.removeprefix("/ui/traces/")
     }
+
+    # the release links to its chain of events (GET /traces/{trace_id}, warden replay)
+    await b.page.click("#trace-link")
+    await b.page.wait_for_selector("#trace-verdict", timeout=60_000)
+    assert "replays with the current code" in await b.page.inner_text("#trace-verdict")
+    assert release_id in await b.page.inner_text("#trace-workflows")
+    chain = await b.page.inner_text("#trace-chain")
+    assert "release.started" in chain and "signoff.approval" in chain, chain
+    await b.screenshot("trace")
     check_page(b)
 
 

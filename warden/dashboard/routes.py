@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, FastAPI, Form, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
@@ -454,7 +455,16 @@ async def _release_context(
         "audit_problem": audit_problem,
         "trace_id": status.trace_id,
         "principal": principal,
+        "can_audit": _allowed(request, principal, "audit.read"),
     }
+
+
+def _allowed(request: Request, principal: Principal, permission: str) -> bool:
+    try:
+        api_state(request).auth.identity.authorize(principal, permission)
+    except WardenError:
+        return False
+    return True
 
 
 @router.get("/releases/{release_id}", response_class=HTMLResponse)
@@ -620,3 +630,21 @@ async def health_live(request: Request, v: Annotated[str, Query(max_length=200)]
     if v and v == context["version"]:
         return Response(status_code=204)
     return page(request, "_health_live.html", principal=principal, **context)
+
+
+# -- one trace ----------------------------------------------------------------------------------
+
+
+@router.get("/traces/{trace_id}", response_class=HTMLResponse)
+async def trace_page(
+    request: Request, trace_id: Annotated[str, PathParam(min_length=1, max_length=200)]
+) -> Response:
+    """The chain of events of one trace id (`GET /traces/{trace_id}`, `warden replay
+    --trace-id`): every workflow that carries it, replayed with the current code, and what
+    happened in time order."""
+    principal = await signed_in(request, "audit.read")
+    try:
+        report = await api_state(request).replays().trace(trace_id)
+    except WardenError as exc:
+        raise Refusal(HTTP_STATUS[exc.kind], "No such trace", str(exc)) from None
+    return page(request, "trace.html", principal=principal, report=report)

@@ -86,6 +86,13 @@ async def test_a_committee_member_approves_and_the_stage_advances_without_a_relo
         f"{dashboard_api.url}/ui/releases/{release_id}/contract/pilot/report.json"
     )
     assert report.status == 200 and await report.json()
+    # the go/no-go the committee decides on, built before anyone may approve
+    verdict = await b.page.inner_text("#go-no-go-pilot")
+    assert "readiness" in verdict and "/100" in verdict, verdict
+    gonogo = await b.page.request.get(
+        f"{dashboard_api.url}/ui/releases/{release_id}/reports/go-no-go?stage=pilot"
+    )
+    assert gonogo.status == 200 and "readiness" in (await gonogo.text()).lower()
     trace = await b.page.get_attribute("#trace-link", "href")
     assert trace and trace.startswith("/ui/traces/")
     await b.screenshot("release-waiting")

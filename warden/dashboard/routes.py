@@ -45,8 +45,10 @@ from warden.models.release import (
     ReleaseState,
     ReleaseStatus,
 )
+from warden.models.reports import ReportKind
 from warden.services.health import HealthService, alert_events, error_events
 from warden.services.identity import AUTH_REFUSED
+from warden.services.reports import ReportService
 from warden.stores.governance import Principal, hash_token
 
 log = logging.getLogger("warden.dashboard")
@@ -501,6 +503,30 @@ async def contract_report(request: Request, release_id: str, stage: str, kind: s
     return FileResponse(
         path, media_type="application/json" if kind == "json" else "application/xml"
     )
+
+
+REPORT_KINDS = ("go-no-go", "pilot-health", "release-notes", "retrospective")
+
+
+@router.get("/releases/{release_id}/reports/{kind}", response_class=HTMLResponse)
+async def release_report(
+    request: Request,
+    release_id: str,
+    kind: str,
+    stage: Annotated[str | None, Query(max_length=100)] = None,
+) -> Response:
+    """A report of the release, built now, in its HTML form (`GET /releases/{id}/reports/{kind}`
+    for the session's user): the go/no-go the committee decides on, and the others."""
+    await signed_in(request)
+    if kind not in REPORT_KINDS:
+        raise Refusal(404, "Not found", f"reports are {', '.join(REPORT_KINDS)}")
+    api = api_state(request)
+    reports = ReportService(api.temporal, api.audit)
+    try:
+        report = await reports.build(ReportKind(kind), release_id, stage=stage)
+    except WardenError as exc:
+        raise Refusal(HTTP_STATUS[exc.kind], "No report", str(exc)) from None
+    return HTMLResponse(reports.render(report, "html"))
 
 
 # -- actions ------------------------------------------------------------------------------------

@@ -549,18 +549,22 @@ async def _act(request: Request, call: Any) -> Response:
     return _done(request, outcome.message)
 
 
-@router.post("/releases/{release_id}/approve", response_class=HTMLResponse)
-async def approve(
-    request: Request, release_id: str, stage: Text = "", comment: Text = "", csrf: Csrf = ""
-) -> Response:
-    principal = await checked_post(request, "release.decide", csrf)
-    decision = DecisionRequest(
+def _decision(request: Request, principal: Principal, stage: str, comment: str) -> DecisionRequest:
+    return DecisionRequest(
         stage=stage or "-",
         user=principal.name,
         comment=comment,
         dev_identity=principal.dev_identity,
         request_id=request.state.request_id,
     )
+
+
+@router.post("/releases/{release_id}/approve", response_class=HTMLResponse)
+async def approve(
+    request: Request, release_id: str, stage: Text = "", comment: Text = "", csrf: Csrf = ""
+) -> Response:
+    principal = await checked_post(request, "release.decide", csrf)
+    decision = _decision(request, principal, stage, comment)
     return await _act(request, api_state(request).releases().approve(release_id, decision))
 
 
@@ -570,13 +574,7 @@ async def reject(
 ) -> Response:
     # a missing comment is the release's own refusal (CommentRequired), audited by it
     principal = await checked_post(request, "release.decide", csrf)
-    decision = DecisionRequest(
-        stage=stage or "-",
-        user=principal.name,
-        comment=comment,
-        dev_identity=principal.dev_identity,
-        request_id=request.state.request_id,
-    )
+    decision = _decision(request, principal, stage, comment)
     return await _act(request, api_state(request).releases().reject(release_id, decision))
 
 

@@ -62,7 +62,12 @@ async def test_one_trace_promoted_rolled_back_and_kill_switch_in_order(
 ) -> None:
     trace = f"ci-job-{uuid.uuid4().hex[:8]}"  # not 32 hex: WardenTraceId holds its hash
     suffix = uuid.uuid4().hex[:6]
-    assert (await cli("flags", "init", "--flag", "ai.solutions=100")).code == 0
+    for flag, envs in (
+        ("ai.solutions=0", ("dev", "staging", "pilot")),
+        ("ai.solutions=100", ("production",)),
+    ):
+        made = await cli("flags", "init", "--flag", flag, *(a for e in envs for a in ("--env", e)))
+        assert made.code == 0, made.stderr
 
     promoted = f"release-support-desk-4.0.0-{suffix}"
     plan = cli.write_plan("promoted.yaml", ramping(target.url, f"4.0.0-{suffix}", signoff=False))
@@ -70,7 +75,10 @@ async def test_one_trace_promoted_rolled_back_and_kill_switch_in_order(
     assert started.code == 0, started.stderr
 
     rolled_back = f"release-support-desk-4.0.1-{suffix}"
-    plan = cli.write_plan("rejected.yaml", ramping(target.url, f"4.0.1-{suffix}", signoff=True))
+    data = ramping(target.url, f"4.0.1-{suffix}", signoff=True)
+    # dev already serves 100% after the first release (that step is skipped): pilot opens to 50%
+    data["stages"][2]["flags"] = [{"flag": "ai.solutions", "steps": [50]}]
+    plan = cli.write_plan("rejected.yaml", data)
     assert (await cli("release", "start", str(plan), "--trace-id", trace)).code == 0
     await wait_for_state(cli, rolled_back, "waiting_approval")
     rejected = await cli(

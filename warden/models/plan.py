@@ -476,11 +476,42 @@ def format_validation_error(exc: ValidationError, data: Any = None) -> list[str]
     return lines
 
 
+#: No plan nests anywhere near this deep; deeper documents are refused before validation walks
+#: them (recursion deep inside validation can fail where it cannot be caught, e.g. in a repr).
+MAX_NESTING = 64
+
+
+def too_deep(data: Any, limit: int = MAX_NESTING) -> list[Any] | None:
+    """The path to the first list or mapping nested more than `limit` deep in `data`, found
+    without recursion; None when there is none."""
+    seen: set[int] = set()  # YAML aliases share containers: each is walked once
+    stack: list[tuple[Any, list[Any]]] = [(data, [])]
+    while stack:
+        value, path = stack.pop()
+        if not isinstance(value, dict | list) or id(value) in seen:
+            continue
+        seen.add(id(value))
+        if len(path) >= limit:
+            return path
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        stack.extend((child, [*path, key]) for key, child in items)
+    return None
+
+
 def parse_plan(data: Any, source: str = "plan") -> ReleasePlan:
     if not isinstance(data, dict):
         raise PlanError(
             source, ["(plan): the plan must be a mapping with service, version, owner and stages"]
         )
+    deep = too_deep(data)
+    if deep is not None:
+        parts = [_loc_part(p) for p in deep[:6]]
+        if len(parts) >= 2 and parts[0] == "stages" and isinstance(deep[1], int):
+            stage = data["stages"][deep[1]]
+            if isinstance(stage, dict) and isinstance(stage.get("name"), str):
+                parts[1] = f"{deep[1]} ({_loc_part(stage['name'])})"
+        where = ".".join(parts) + (".…" if len(deep) > 6 else "")
+        raise PlanError(source, [f"{where}: nested too deeply (more than {MAX_NESTING} levels)"])
     try:
         return ReleasePlan.model_validate(data)
     except ValidationError as exc:

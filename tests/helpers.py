@@ -83,6 +83,21 @@ def recording_server(handler: Handler | None = None) -> Iterator[RecordingServer
         yield server
 
 
+def smoke_plan(
+    base_url: str, version: str, owner: str = "alice", stages: tuple[str, ...] = ("dev", "staging")
+) -> dict[str, Any]:
+    """A plan whose stages only smoke-check /healthz: the shortest release there is."""
+    return {
+        "service": "support-desk",
+        "version": version,
+        "owner": owner,
+        "stages": [
+            {"name": n, "base_url": base_url, "smoke": [{"name": "health", "path": "/healthz"}]}
+            for n in stages
+        ],
+    }
+
+
 def plan_dict(base_url: str, **overrides: Any) -> dict[str, Any]:
     """A four-stage plan with smoke checks and a sign-off at pilot."""
     stages = [

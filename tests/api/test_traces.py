@@ -5,23 +5,10 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
-from typing import Any
 
 from tests.api.conftest import ApiFactory, Governance
-from tests.helpers import RecordingServer
+from tests.helpers import RecordingServer, smoke_plan
 from warden.tracing import otel_trace_id
-
-
-def plan(base_url: str, version: str) -> dict[str, Any]:
-    return {
-        "service": "support-desk",
-        "version": version,
-        "owner": "alice",
-        "stages": [
-            {"name": n, "base_url": base_url, "smoke": [{"name": "health", "path": "/healthz"}]}
-            for n in ("dev", "staging")
-        ],
-    }
 
 
 async def test_chain_of_a_trace_and_bad_trace_ids(
@@ -36,7 +23,7 @@ async def test_chain_of_a_trace_and_bad_trace_ids(
         # X-Trace-Id wins over traceparent: the release's trace is the header's.
         started = await http.post(
             "/releases",
-            json={"plan": plan(target.url, version)},
+            json={"plan": smoke_plan(target.url, version)},
             headers={
                 **alice,
                 "X-Trace-Id": explicit,

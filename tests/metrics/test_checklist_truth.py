@@ -8,7 +8,14 @@ from collections.abc import AsyncIterator
 import pytest_asyncio
 from temporalio.client import Client
 
-from tests.metrics.test_workflow_guard import BAD, OK, GuardedWorker, error_rate, plan
+from tests.metrics.test_workflow_guard import (
+    BAD,
+    OK,
+    GuardedWorker,
+    channel_down,
+    error_rate,
+    plan,
+)
 from warden.cli.render import junit_xml, stage_text
 from warden.models.release import ChecklistKey, ItemStatus, ReleaseState
 from warden.settings import Settings
@@ -69,16 +76,7 @@ async def test_guards_only_that_trip_fail_the_item(guarded: GuardedWorker) -> No
 
 async def test_guards_only_with_an_alert_on_the_way_are_a_warning(guarded: GuardedWorker) -> None:
     guarded.provider.scripts["im-channel-down"] = [1.0, 0.0, 0.0, 0.0, 0.0, 1.0]
-    channel_down = {
-        "name": "im-channel-down",
-        "query": {"provider": "prometheus", "query": "min(im_channel_up)"},
-        "min": 1,
-        "for": "30s",
-        "interval": "10s",
-        "action": "notify",
-        "phases": ["guard"],
-    }
-    result, status, _ = await guarded.release(plan(checks=[channel_down], bake="10m"))
+    result, status, _ = await guarded.release(plan(checks=[channel_down()], bake="10m"))
     assert result.outcome == ReleaseState.PROMOTED, result.reason
     item = status.stages[0].item(ChecklistKey.THRESHOLDS)
     assert item.status == ItemStatus.WARNING

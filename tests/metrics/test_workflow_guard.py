@@ -89,6 +89,20 @@ def error_rate(**fields: Any) -> dict[str, Any]:
     }
 
 
+def channel_down() -> dict[str, Any]:
+    """A notify-only guard: the channel down for 30 s raises an alert, up again clears it."""
+    return {
+        "name": "im-channel-down",
+        "query": {"provider": "prometheus", "query": "min(im_channel_up)"},
+        "min": 1,
+        "for": "30s",
+        "interval": "10s",
+        "action": "notify",
+        "notify": ["operations"],
+        "phases": ["guard"],
+    }
+
+
 async def test_a_seven_day_bake_completes_within_a_small_history(guarded: GuardedWorker) -> None:
     guarded.provider.scripts["external-api-error-rate"] = [OK]
     result, status, events = await guarded.release(plan(checks=[error_rate()], bake="7d"))
@@ -122,17 +136,7 @@ async def test_a_guard_breach_during_a_flag_step_rolls_back_and_restores_the_fla
 
 async def test_a_notify_guard_raises_and_clears_an_active_alert(guarded: GuardedWorker) -> None:
     guarded.provider.scripts["im-channel-down"] = [1.0, 0.0, 0.0, 0.0, 0.0, 1.0]
-    channel_down = {
-        "name": "im-channel-down",
-        "query": {"provider": "prometheus", "query": "min(im_channel_up)"},
-        "min": 1,
-        "for": "30s",
-        "interval": "10s",
-        "action": "notify",
-        "notify": ["operations"],
-        "phases": ["guard"],
-    }
-    result, status, _ = await guarded.release(plan(checks=[channel_down], bake="10m"))
+    result, status, _ = await guarded.release(plan(checks=[channel_down()], bake="10m"))
     assert result.outcome == ReleaseState.PROMOTED, result.reason
     assert [(a.check, a.active) for a in status.alerts] == [("im-channel-down", False)]
     actions = [e.action for e in status.timeline]

@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.cli.conftest import WARDEN
 from tests.harness.otlp import OtlpReceiver, ReceivedSpan
-from tests.helpers import RecordingServer
+from tests.helpers import RecordingServer, smoke_plan
 from tests.tracing.conftest import traced_env, traced_stack
 from warden.settings import Settings
 
@@ -27,18 +27,6 @@ def is_http_call(span: ReceivedSpan) -> bool:
         and span.service == "release-warden-worker"
         and ("http.request.method" in span.attributes or "http.method" in span.attributes)
     )
-
-
-def two_stage_plan(base_url: str, version: str) -> dict[str, object]:
-    return {
-        "service": "support-desk",
-        "version": version,
-        "owner": "rita",
-        "stages": [
-            {"name": n, "base_url": base_url, "smoke": [{"name": "health", "path": "/healthz"}]}
-            for n in ("dev", "staging")
-        ],
-    }
 
 
 async def wait_done(http: httpx.AsyncClient, release_id: str, headers: dict[str, str]) -> dict:
@@ -69,7 +57,7 @@ async def test_one_trace_id_covers_api_workflow_activities_and_service_calls(
             auth = {"Authorization": f"Bearer {tokens['rita']}"}
             started = await http.post(
                 "/releases",
-                json={"plan": two_stage_plan(service.url, "3.1.0")},
+                json={"plan": smoke_plan(service.url, "3.1.0", owner="rita")},
                 headers={**auth, "traceparent": f"00-{trace}-{parent}-01"},
             )
             assert started.status_code == 201, started.text

@@ -578,42 +578,39 @@ async def reject(
     return await _act(request, api_state(request).releases().reject(release_id, decision))
 
 
-def _control(request: Request, principal: Principal, reason: str) -> dict[str, Any]:
-    return {
+async def _control(
+    request: Request, release_id: str, action: str, reason: str, csrf: str
+) -> Response:
+    """pause, resume or abort: the permission of that name, then the release's own answer."""
+    principal = await checked_post(request, f"release.{action}", csrf)
+    if action == "abort" and not reason.strip():
+        raise Refusal(422, "Reason required", "an abort needs a reason")
+    fields = {
         "user": principal.name,
         "reason": reason,
         "dev_identity": principal.dev_identity,
         "request_id": request.state.request_id,
     }
+    releases = api_state(request).releases()
+    if action == "abort":
+        return await _act(request, releases.abort(release_id, AbortRequest(**fields)))
+    call = releases.pause if action == "pause" else releases.resume
+    return await _act(request, call(release_id, ControlRequest(**fields)))
 
 
 @router.post("/releases/{release_id}/pause", response_class=HTMLResponse)
 async def pause(request: Request, release_id: str, reason: Text = "", csrf: Csrf = "") -> Response:
-    principal = await checked_post(request, "release.pause", csrf)
-    releases = api_state(request).releases()
-    return await _act(
-        request, releases.pause(release_id, ControlRequest(**_control(request, principal, reason)))
-    )
+    return await _control(request, release_id, "pause", reason, csrf)
 
 
 @router.post("/releases/{release_id}/resume", response_class=HTMLResponse)
 async def resume(request: Request, release_id: str, reason: Text = "", csrf: Csrf = "") -> Response:
-    principal = await checked_post(request, "release.resume", csrf)
-    releases = api_state(request).releases()
-    return await _act(
-        request, releases.resume(release_id, ControlRequest(**_control(request, principal, reason)))
-    )
+    return await _control(request, release_id, "resume", reason, csrf)
 
 
 @router.post("/releases/{release_id}/abort", response_class=HTMLResponse)
 async def abort(request: Request, release_id: str, reason: Text = "", csrf: Csrf = "") -> Response:
-    principal = await checked_post(request, "release.abort", csrf)
-    if not reason.strip():
-        raise Refusal(422, "Reason required", "an abort needs a reason")
-    releases = api_state(request).releases()
-    return await _act(
-        request, releases.abort(release_id, AbortRequest(**_control(request, principal, reason)))
-    )
+    return await _control(request, release_id, "abort", reason, csrf)
 
 
 # -- health -------------------------------------------------------------------------------------
